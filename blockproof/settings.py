@@ -1,0 +1,78 @@
+"""The one settings object, read from the environment (and var/dev.env written by `blockproof chain up`)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BLOCKPROOF_", env_file=(".env", "var/dev.env"), extra="ignore"
+    )
+
+    # where things are
+    database_url: str = Field(
+        "sqlite:///var/blockproof.db",
+        validation_alias=AliasChoices("DATABASE_URL", "BLOCKPROOF_DATABASE_URL"),
+        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://… in production",
+    )
+    broker_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F", description="RabbitMQ URL")
+    rabbitmq_management_url: str = Field(
+        "http://127.0.0.1:15672", description="RabbitMQ management API, used for queue panels when reachable"
+    )
+    rpc_url: str = Field("http://127.0.0.1:8545", description="EVM JSON-RPC endpoint")
+    vault_address: str = Field("", description="BlockProofCredentialVault contract address")
+    vault_deploy_block: int = Field(0, description="block the contract was deployed in; the consumer starts there")
+    signer_key: SecretStr | None = Field(None, description="hex private key of the signing controller (never logged)")
+    queue_name: str = Field("issue", description="RabbitMQ queue the signer consumes")
+
+    # documents
+    document_dir: Path = Field(Path("var/documents"), description="local document store root")
+    document_base_uri: str = Field(
+        "", description="public URI prefix of document_dir (default: file:// URI of document_dir)"
+    )
+
+    # signer tunables
+    batch_size: int = Field(100, description="credentials packed into one batch transaction")
+    max_in_flight: int = Field(32, description="transactions sent but not yet mined, per key")
+    resend_after_seconds: float = Field(12.0, description="rebroadcast / fee-bump a pending transaction after this long")
+    fee_bump_percent: int = Field(12, description="fee increase per replacement, >= 10 (geth's rule)")
+    max_fee_gwei: float = Field(500.0, description="ceiling for maxFeePerGas; never bump above it")
+    priority_fee_gwei: float = Field(1.0, description="starting maxPriorityFeePerGas")
+    base_fee_multiplier: float = Field(2.0, description="maxFeePerGas = base fee × this + tip")
+    gas_per_item: int = Field(260_000, description="gas budget per credential in a batch (upper bound)")
+    max_retries: int = Field(5, description="automatic retries of a temporary failure before a job is dead")
+    retry_backoff_seconds: float = Field(2.0, description="first retry delay; doubles each retry")
+    retry_backoff_max_seconds: float = Field(300.0, description="retry delay ceiling")
+    signer_poll_seconds: float = Field(0.2, description="signer loop idle sleep")
+    rpc_timeout_seconds: float = Field(10.0, description="JSON-RPC request timeout")
+
+    # event consumer tunables
+    confirmations: int = Field(3, description="blocks on top of an event's block before its job is confirmed")
+    finality_depth: int = Field(64, description="a reorg deeper than this stops the consumer and raises an alert")
+    getlogs_chunk: int = Field(1000, description="starting eth_getLogs block range; halves on range errors")
+    getlogs_chunk_max: int = Field(10_000, description="eth_getLogs block range ceiling when growing back")
+    consumer_poll_seconds: float = Field(0.5, description="event consumer poll interval")
+    missing_event_blocks: int = Field(20, description="report a mined job whose event has not appeared after this many blocks")
+
+    # web
+    web_secret: SecretStr | None = Field(None, description="session signing secret (required in production)")
+    operator_password: SecretStr | None = Field(None, description="password of the 'operator' user")
+    viewer_password: SecretStr | None = Field(None, description="password of the 'viewer' user")
+    production: bool = Field(False, description="refuse default secrets and passwords")
+    max_upload_mb: int = Field(50, description="largest CSV accepted by the web upload")
+
+    def resolved_document_base_uri(self) -> str:
+        if self.document_base_uri:
+            return self.document_base_uri.rstrip("/") + "/"
+        return self.document_dir.resolve().as_uri() + "/"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
