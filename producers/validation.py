@@ -1,0 +1,254 @@
+"""Validating a graduation list: per-field rules, canonical documents, fingerprints, duplicates.
+
+Works chunk by chunk (vectorised with pandas where it matters) so a million-row file is
+validated in bounded memory; only a compact array of fingerprints spans the whole file.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from eth_utils import keccak, to_checksum_address
+
+from producers.columns import REQUIRED
+from producers.csv_reader import iter_raw_chunks
+from producers.records import CsvFileError, RowError
+
+COLUMNS = REQUIRED  # ("student_id", "student_name", "student_wallet", "degree", "major", "graduation_date")
+MAX_LENGTH = {"student_id": 64, "student_name": 200, "degree": 200, "major": 200}
+ROW_COLUMNS = ["line", *COLUMNS, "institution", "expires_at", "document", "fingerprint"]
+EARLIEST = dt.date(1900, 1, 1)
+_ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MONTHS = {m: i for i, names in enumerate(
+    ["jan january", "feb february", "mar march", "apr april", "may", "jun june", "jul july",
+     "aug august", "sep sept september", "oct october", "nov november", "dec december"], 1)
+    for m in names.split()}
+_NUMERIC = [  # (pattern, group order as (year, month, day))
+    (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})\Z"), (1, 2, 3)),
+    (re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})\Z"), (1, 2, 3)),
+    (re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})\Z"), (3, 2, 1)),
+]
+_DAY_MONTH = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?\.?[\s-]+([a-z]+)\.?,?[\s-]+(\d{4})\Z", re.I)
+_MONTH_DAY = re.compile(r"([a-z]+)\.?[\s-]+(\d{1,2})(?:st|nd|rd|th)?,?[\s-]+(\d{4})\Z", re.I)
+_AMBIGUOUS = re.compile(r"\d{1,2}[/-]\d{1,2}[/-]\d{2,4}\Z")
+NOT_A_DATE = "is not a date; use YYYY-MM-DD"
+AMBIGUOUS = "is ambiguous (day/month or month/day?); use YYYY-MM-DD"
+
+
+def check_address(value: str) -> tuple[str | None, str | None]:
+    """(EIP-55 address, None) or (None, reason)."""
+    if not _ADDRESS.match(value):
+        return None, "is not an Ethereum address"
+    body = value[2:]
+    if not body.strip("0"):
+        return None, "is the zero address"
+    checksummed = to_checksum_address("0x" + body.lower())
+    if body not in (body.lower(), body.upper()) and "0x" + body != checksummed:
+        return None, f"checksum is wrong; did you mean {checksummed}?"
+    return checksummed, None
+
+
+@lru_cache(maxsize=65536)
+def parse_date(value: str) -> tuple[dt.date | None, str | None]:
+    """(date, None) or (None, reason) for the accepted date spellings."""
+    parts = None
+    for pattern, order in _NUMERIC:
+        if m := pattern.match(value):
+            parts = tuple(int(m.group(i)) for i in order)
+    for pattern, (d, mo) in ((_DAY_MONTH, (1, 2)), (_MONTH_DAY, (2, 1))):
+        if (m := pattern.match(value)) and m.group(mo).lower() in _MONTHS:
+            parts = (int(m.group(3)), _MONTHS[m.group(mo).lower()], int(m.group(d)))
+    if parts is None:
+        return None, AMBIGUOUS if _AMBIGUOUS.match(value) else NOT_A_DATE
+    try:
+        return dt.date(*parts), None
+    except ValueError:
+        return None, "is not a real date"
+
+
+def check_graduation_date(value: str, today: dt.date) -> tuple[str | None, str | None]:
+    date, reason = parse_date(value)
+    if reason:
+        return None, reason
+    if date < EARLIEST:
+        return None, "is before 1900-01-01"
+    if date > _one_year_after(today):
+        return None, f"is more than one year after today ({today.isoformat()})"
+    return date.isoformat(), None
+
+
+def check_expiry(value: str, today: dt.date) -> tuple[int | None, str | None]:
+    """Unix seconds (a date means 00:00 UTC that day) that must fall after today."""
+    try:
+        if value.isdigit():
+            seconds = int(value)
+            date = dt.datetime.fromtimestamp(seconds, dt.timezone.utc).date()
+        else:
+            date, reason = parse_date(value)
+            if reason:
+                return None, "is not a date or a Unix timestamp; use YYYY-MM-DD" if reason == NOT_A_DATE else reason
+            seconds = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.timezone.utc).timestamp())
+    except (OverflowError, OSError, ValueError):
+        return None, "is not a date or a Unix timestamp; use YYYY-MM-DD"
+    if date <= today:
+        return None, f"must be after today ({today.isoformat()})"
+    return seconds, None
+
+
+def _one_year_after(today: dt.date) -> dt.date:
+    try:
+        return today.replace(year=today.year + 1)
+    except ValueError:  # 29 February
+        return today.replace(year=today.year + 1, day=28)
+
+
+def _control_reason(value: str) -> str:
+    return f"contains a control character (U+{ord(_CONTROL.search(value).group()):04X})"
+
+
+def _map_unique(values: pd.Series, func) -> tuple[pd.Series, pd.Series]:
+    """Apply ``func`` (-> (result, reason)) once per distinct value; two aligned Series."""
+    results = {v: func(v) for v in pd.unique(values)}
+    first = values.map({v: r[0] for v, r in results.items()}).astype(object)
+    return first, values.map({v: r[1] for v, r in results.items()}).astype(object)
+
+
+def _json_string(s: pd.Series) -> pd.Series:
+    """JCS string literal for text already free of control characters (only \\ and " need escaping)."""
+    return '"' + s.str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"', regex=False) + '"'
+
+
+def _documents(v: pd.DataFrame) -> pd.Series:
+    """canonical_json(credential_document(...)) for every row, built column-wise (keys pre-sorted)."""
+    expires = np.where(v["expires_at"] != 0, ',"expiresAt":' + v["expires_at"].astype(str), "")
+    return ('{"degree":' + _json_string(v["degree"]) + expires + ',"graduationDate":"' + v["graduation_date"]
+            + '","institution":"' + v["institution"] + '","major":' + _json_string(v["major"])
+            + ',"studentId":' + _json_string(v["student_id"]) + ',"studentName":'
+            + _json_string(v["student_name"]) + ',"studentWallet":"' + v["student_wallet"]
+            + '","type":"BlockProofCredential","version":1}')
+
+
+@dataclass
+class ValidatedChunk:
+    rows: pd.DataFrame   # valid rows only, columns ROW_COLUMNS
+    errors: list[RowError]
+    data_rows: int = 0   # data rows read in this chunk (valid + invalid)
+
+
+class _Validator:
+    def __init__(self, institution: str | None, today: dt.date):
+        self.today, self.institution = today, None
+        if institution is not None:
+            self.institution, reason = check_address(institution.strip())
+            if reason:
+                raise CsvFileError(f'The institution address "{institution}" {reason}.')
+        self.prefix = np.empty(0, np.uint64)    # first 8 bytes of each fingerprint seen, sorted
+        self.digest = np.empty(0, "S32")        # the full fingerprints, same order
+        self.first_line = np.empty(0, np.int64)
+
+    def chunk(self, f: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple]]:
+        reasons, values = {}, {}
+        for col in COLUMNS:
+            s = f[col]
+            reason = pd.Series(np.where(s == "", "is required", None), index=f.index, dtype=object)
+            todo = reason.isna()
+            if col in MAX_LENGTH:
+                ctrl = todo & s.str.contains(_CONTROL)
+                reason[ctrl] = s[ctrl].map(_control_reason)
+                lengths = s.str.len()
+                long = todo & ~ctrl & (lengths > MAX_LENGTH[col])
+                reason[long] = lengths[long].map(lambda n, m=MAX_LENGTH[col]: f"is too long ({n} characters, at most {m})")
+                values[col] = s
+            else:
+                check = check_address if col == "student_wallet" else (lambda v: check_graduation_date(v, self.today))
+                values[col], reason[todo] = _map_unique(s[todo], check)
+            reasons[col] = reason
+        self._institution(f, reasons, values)
+        if "expires_at" in f:
+            s = f["expires_at"]
+            values["expires_at"] = pd.Series(0, index=f.index, dtype=object)
+            reason = pd.Series(None, index=f.index, dtype=object)
+            given = s != ""
+            values["expires_at"][given], reason[given] = _map_unique(s[given], lambda v: check_expiry(v, self.today))
+            reasons["expires_at"] = reason
+        else:
+            values["expires_at"] = pd.Series(0, index=f.index, dtype=object)
+        errors = [(line, col, value, why) for col, reason in reasons.items()
+                  for line, value, why in zip(f["line"][reason.notna()], f[col][reason.notna()] if col in f
+                                              else [""] * int(reason.notna().sum()), reason[reason.notna()])]
+        ok = ~pd.concat(reasons, axis=1).notna().any(axis=1)
+        v = pd.DataFrame({"line": f["line"][ok], **{k: s[ok] for k, s in values.items()}})
+        v["expires_at"] = v["expires_at"].astype("int64")
+        v["document"] = _documents(v)
+        digests = [keccak(d.encode("utf-8")) for d in v["document"]]
+        v["fingerprint"] = ["0x" + d.hex() for d in digests]
+        keep = self._deduplicate(v, digests, errors)
+        return v[keep][ROW_COLUMNS].reset_index(drop=True), errors
+
+    def _institution(self, f, reasons, values) -> None:
+        kw = self.institution
+        if "institution" not in f:
+            if kw is None:
+                raise CsvFileError("No institution given: add an institution column or pass the institution address.")
+            values["institution"] = pd.Series(kw, index=f.index, dtype=object)
+            return
+        s = f["institution"]
+        given = s != ""
+        reason = pd.Series(None if kw else "is required", index=f.index, dtype=object)
+        reason[given] = None
+        norm = pd.Series(kw, index=f.index, dtype=object)
+        norm[given], reason[given] = _map_unique(s[given], check_address)
+        if kw:
+            differs = given & reason.isna() & (norm != kw)
+            reason[differs] = f"does not match the institution given for the upload ({kw})"
+        reasons["institution"], values["institution"] = reason, norm
+
+    def _deduplicate(self, v: pd.DataFrame, digests: list[bytes], errors: list) -> np.ndarray:
+        if not digests:
+            return np.zeros(0, bool)
+        lines = v["line"].to_numpy(np.int64)
+        full = np.array(digests, dtype="S32")
+        prefix = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 4)[:, 0].astype(np.uint64)
+        pos = np.minimum(np.searchsorted(self.prefix, prefix), max(len(self.prefix) - 1, 0))
+        seen = (self.prefix[pos] == prefix) & (self.digest[pos] == full) if len(self.prefix) else np.zeros(len(lines), bool)
+        first_in_chunk = v.groupby("fingerprint", sort=False)["line"].transform("min").to_numpy(np.int64)
+        original = np.where(seen, self.first_line[pos] if len(self.prefix) else 0, first_in_chunk)
+        duplicate = original != lines
+        errors.extend((int(line), "", "", f"duplicate of line {o}") for line, o in zip(lines[duplicate], original[duplicate]))
+        new = ~duplicate & ~seen
+        order = np.argsort(prefix[new], kind="stable")
+        at = np.searchsorted(self.prefix, prefix[new][order])
+        self.prefix = np.insert(self.prefix, at, prefix[new][order])
+        self.digest = np.insert(self.digest, at, full[new][order])
+        self.first_line = np.insert(self.first_line, at, lines[new][order])
+        return ~duplicate
+
+
+def iter_validated_chunks(source, *, institution: str | None = None, today: dt.date | None = None,
+                          chunk_rows: int = 20_000) -> Iterator[ValidatedChunk]:
+    """Stream ``source`` (path, bytes or binary file) as validated chunks; CsvFileError for file-level problems."""
+    validator = _Validator(institution, today or dt.datetime.now(dt.timezone.utc).date())
+    for raw in iter_raw_chunks(source, chunk_rows):
+        rows, found = validator.chunk(raw.frame)
+        errors = raw.errors + [RowError(int(line), col, str(value), why) for line, col, value, why in found]
+        order = {c: i for i, c in enumerate(["", *COLUMNS, "institution", "expires_at"])}
+        errors.sort(key=lambda e: (e.line, order.get(e.field, 99)))
+        yield ValidatedChunk(rows, errors, raw.rows)
+
+
+def validate_file(source, *, institution: str | None = None, today: dt.date | None = None
+                  ) -> tuple[pd.DataFrame, list[RowError], int]:
+    """(all valid rows, all errors, number of data rows) for the whole file."""
+    frames, errors, total = [], [], 0
+    for chunk in iter_validated_chunks(source, institution=institution, today=today):
+        frames.append(chunk.rows)
+        errors.extend(chunk.errors)
+        total += chunk.data_rows
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ROW_COLUMNS)
+    return rows, errors, total
