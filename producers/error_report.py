@@ -1,0 +1,77 @@
+"""The downloadable error CSV: one row per problem, safe to open in a spreadsheet.
+
+Every cell that a spreadsheet could treat as a formula (starting with = + - @, a tab or
+a carriage return; OWASP "CSV injection") is prefixed with a single quote. Cells that
+already start with a quote get one too, so ``read_error_report`` can remove exactly one
+leading quote from any cell and recover the original text.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable
+
+from producers.records import RowError
+
+BASE_COLUMNS = ["line", "field", "value", "reason"]
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def neutralise(cell) -> str:
+    """The cell as text, prefixed with ' when a spreadsheet could run it as a formula."""
+    text = "" if cell is None else str(cell)
+    return "'" + text if text.startswith(_DANGEROUS) else text
+
+
+def restore(cell: str) -> str:
+    """Undo ``neutralise``."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
+def _columns(original_rows: dict[int, dict] | None) -> list[str]:
+    extra: dict[str, None] = {}
+    for row in (original_rows or {}).values():
+        extra.update(dict.fromkeys(row))
+    return BASE_COLUMNS + [c for c in extra if c not in BASE_COLUMNS]
+
+
+def _write(errors: Iterable[RowError], stream, original_rows: dict[int, dict] | None) -> None:
+    columns = _columns(original_rows)
+    writer = csv.writer(stream, lineterminator="\r\n")
+    writer.writerow([neutralise(c) for c in columns])
+    for e in errors:
+        original = (original_rows or {}).get(e.line, {})
+        cells = [e.line, e.field, e.value, e.reason] + [original.get(c, "") for c in columns[4:]]
+        writer.writerow([neutralise(c) for c in cells])
+
+
+def write_error_report(errors: list[RowError], out, *, original_rows: dict[int, dict] | None = None) -> None:
+    """Write ``errors`` as CSV to a path (UTF-8 with BOM, for Excel) or to an open text stream.
+
+    Columns: line, field, value, reason, then the original row's columns when given
+    (``original_rows`` maps a line number to {column name: cell}).
+    """
+    if isinstance(out, (str, os.PathLike)):
+        with open(out, "w", encoding="utf-8-sig", newline="") as stream:
+            _write(errors, stream, original_rows)
+    else:
+        _write(errors, out, original_rows)
+
+
+def read_error_report(path) -> list[dict]:
+    """The report's rows as dicts (cells restored, ``line`` as int). Accepts a path or text stream."""
+    if isinstance(path, (str, os.PathLike)):
+        with open(path, encoding="utf-8-sig", newline="") as stream:
+            return read_error_report(stream)
+    if isinstance(path, (bytes, bytearray)):
+        return read_error_report(io.StringIO(bytes(path).decode("utf-8-sig"), newline=""))
+    reader = csv.reader(path)
+    header = [restore(c) for c in next(reader, [])]
+    rows = []
+    for cells in reader:
+        row = dict(zip(header, (restore(c) for c in cells)))
+        if row.get("line", "").isdigit():
+            row["line"] = int(row["line"])
+        rows.append(row)
+    return rows
