@@ -53,6 +53,15 @@ def send_call(w3: Web3, fn: Any, key: str, *, nonce: int | None = None, gas: int
     return _sign_and_send(w3, tx, key)
 
 
+def transact(w3: Web3, fn: Any, key: str, *, gas: int | None = None, check: bool = True):
+    """send_call and wait for the receipt; raises TransactionFailed on status 0 when ``check``."""
+    tx_hash = send_call(w3, fn, key, gas=gas)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT)
+    if check and receipt["status"] != 1:
+        raise TransactionFailed(f"{getattr(fn, 'fn_name', 'call')} failed in tx {tx_hash.hex()}")
+    return receipt
+
+
 def deploy_vault(w3: Web3, deployer_key: str, artifact_name: str = VAULT) -> str:
     """Deploy the named artifact; the deployer becomes superAdmin. Returns the checksum address."""
     artifact = load_artifact(artifact_name)
