@@ -63,9 +63,12 @@ def _serialise(obj, out: list) -> None:
     elif obj is False:
         out.append("false")
     elif isinstance(obj, int):
-        if abs(obj) > MAX_SAFE_INTEGER:
-            raise ValueError(f"integer {obj} is outside the exactly representable range (±2**53)")
-        out.append(str(obj))
+        if abs(obj) <= MAX_SAFE_INTEGER:
+            out.append(str(obj))
+        elif abs(obj) < 2**1024 and int(float(obj)) == obj:  # a double, written as an integer
+            out.append(_number(float(obj)))
+        else:
+            raise ValueError(f"integer {obj} is not exactly representable as an IEEE-754 double")
     elif isinstance(obj, float):
         out.append(_number(obj))
     elif isinstance(obj, str):

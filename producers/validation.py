@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from eth_utils import keccak, to_checksum_address
+from eth_hash.auto import keccak
 
 from producers.columns import REQUIRED
 from producers.csv_reader import iter_raw_chunks
@@ -41,6 +41,12 @@ NOT_A_DATE = "is not a date; use YYYY-MM-DD"
 AMBIGUOUS = "is ambiguous (day/month or month/day?); use YYYY-MM-DD"
 
 
+def to_checksum(body: str) -> str:
+    """EIP-55 checksum of 40 lowercase hex digits (same result as eth_utils.to_checksum_address, faster)."""
+    digest = keccak(body.encode("ascii")).hex()
+    return "0x" + "".join(c.upper() if h >= "8" else c for c, h in zip(body, digest))
+
+
 def check_address(value: str) -> tuple[str | None, str | None]:
     """(EIP-55 address, None) or (None, reason)."""
     if not _ADDRESS.match(value):
@@ -48,7 +54,7 @@ def check_address(value: str) -> tuple[str | None, str | None]:
     body = value[2:]
     if not body.strip("0"):
         return None, "is the zero address"
-    checksummed = to_checksum_address("0x" + body.lower())
+    checksummed = to_checksum(body.lower())
     if body not in (body.lower(), body.upper()) and "0x" + body != checksummed:
         return None, f"checksum is wrong; did you mean {checksummed}?"
     return checksummed, None
