@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     # signer tunables
     batch_size: int = Field(100, description="credentials packed into one batch transaction")
     max_in_flight: int = Field(32, description="transactions sent but not yet mined, per key")
+    max_in_flight_single: int = Field(200, description="transactions in flight when the contract has no batch call")
     resend_after_seconds: float = Field(12.0, description="rebroadcast / fee-bump a pending transaction after this long")
     fee_bump_percent: int = Field(12, description="fee increase per replacement, >= 10 (geth's rule)")
     max_fee_gwei: float = Field(500.0, description="ceiling for maxFeePerGas; never bump above it")

@@ -24,7 +24,7 @@ class JobState(str, enum.Enum):
 
 S = JobState
 ALLOWED: dict[JobState, frozenset[JobState]] = {
-    S.VALIDATED: frozenset({S.QUEUED, S.FAILED}),
+    S.VALIDATED: frozenset({S.QUEUED, S.READY, S.RETRYING, S.FAILED, S.DEAD}),
     S.QUEUED: frozenset({S.READY, S.RETRYING, S.FAILED, S.DEAD, S.CONFIRMED}),
     S.READY: frozenset({S.SUBMITTED, S.RETRYING, S.FAILED, S.DEAD, S.CONFIRMED, S.QUEUED}),
     # back to READY: the transaction was dropped or its nonce was taken by someone else
@@ -52,4 +52,4 @@ def check_transition(current: JobState, target: JobState) -> None:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(timezone.utc)

@@ -1,0 +1,50 @@
+"""The dramatiq broker on RabbitMQ: durable queues, persistent messages, publisher confirms."""
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
+
+from blockproof.settings import get_settings
+from workers.middleware import MarkJobsDead
+
+_broker: RabbitmqBroker | None = None
+
+
+def get_broker() -> RabbitmqBroker:
+    global _broker
+    if _broker is None:
+        settings = get_settings()
+        middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
+                      Retries(min_backoff=int(settings.retry_backoff_seconds * 1000),
+                              max_backoff=int(settings.retry_backoff_max_seconds * 1000)),
+                      MarkJobsDead()]
+        _broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
+        dramatiq.set_broker(_broker)
+    return _broker
+
+
+def queue_depths(queue_name: str) -> dict[str, int]:
+    """Ready messages in the queue, its delay queue and its dead-letter queue (passive declare)."""
+    import pika
+
+    params = pika.URLParameters(get_settings().broker_url)
+    params.socket_timeout = 3
+    params.blocked_connection_timeout = 3
+    out = {}
+    connection = pika.BlockingConnection(params)
+    try:
+        for label, name in (("ready", queue_name), ("delayed", f"{queue_name}.DQ"), ("dead", f"{queue_name}.XQ")):
+            channel = connection.channel()
+            try:
+                frame = channel.queue_declare(name, passive=True)
+                out[label] = frame.method.message_count
+                if label == "ready":
+                    out["consumers"] = frame.method.consumer_count
+            except Exception:
+                out[label] = 0
+                connection = connection if connection.is_open else pika.BlockingConnection(params)
+    finally:
+        if connection.is_open:
+            connection.close()
+    return out

@@ -1,0 +1,91 @@
+"""The signer's intake: take delivery of queued jobs, pre-flight each one, mark it ready.
+
+Runs in the dramatiq worker thread; the database write commits before the message is acked.
+"""
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from eth_account import Account
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from blockproof.errors import RpcError, RpcUnavailable, TemporaryFailure
+from blockproof.rpc import Rpc
+from blockproof.settings import get_settings
+from models.db import engine_for, session_scope
+from models.states import JobState
+from models.tables import Batch, Job
+from models.transitions import transition_many
+from workers.signer import packer
+from workers.signer.simulate import simulate_many
+
+log = logging.getLogger("blockproof.intake")
+SENDABLE = [JobState.VALIDATED, JobState.QUEUED, JobState.RETRYING]
+
+
+@lru_cache
+def _context():
+    settings = get_settings()
+    key = settings.signer_key.get_secret_value() if settings.signer_key else None
+    sender = Account.from_key(key).address if key else None
+    return settings, engine_for(settings.database_url), Rpc(settings.rpc_url, settings.rpc_timeout_seconds), sender
+
+
+def should_retry(retries: int, exc: Exception) -> bool:
+    """Only temporary failures are retried automatically, and only a bounded number of times."""
+    settings = get_settings()
+    temporary = isinstance(exc, (TemporaryFailure, RpcUnavailable, OperationalError))
+    return temporary and retries <= settings.max_retries
+
+
+def accept(job_ids: list[int]) -> None:
+    settings, engine, rpc, sender = _context()
+    try:
+        with session_scope(engine) as s:
+            jobs = list(s.execute(select(Job).where(Job.id.in_(job_ids), Job.state.in_([x.value for x in SENDABLE])))
+                        .scalars().all())
+            if not jobs:
+                return  # a redelivery: these jobs were taken already
+            base_uris = {b.id: b.base_uri for b in s.execute(
+                select(Batch).where(Batch.id.in_({j.batch_id for j in jobs}))).scalars()}
+            calls = [packer.build_call([j], base_uris[j.batch_id], batch_extension=False) for j in jobs]
+            sims = simulate_many(rpc, sender or settings.vault_address, settings.vault_address,
+                                 [c.data for c in calls], with_gas=False)
+            bad = {}
+            for job, sim in zip(jobs, sims):
+                if not sim.ok and not sim.revert.is_condition:
+                    bad[job.id] = sim.revert
+            for job_id, revert in bad.items():
+                transition_many(s, [job_id], JobState.FAILED, f"pre-flight: {revert.code}",
+                                error_code=revert.code, error_message=revert.message, retryable=revert.retryable)
+            good = [j.id for j in jobs if j.id not in bad]
+            transition_many(s, good, JobState.READY, "accepted by the signer", only_from=SENDABLE,
+                            error_code="", error_message="")
+    except (RpcUnavailable, RpcError) as exc:
+        _mark_retrying(engine, job_ids, f"Could not pre-flight: {exc}")
+        raise TemporaryFailure(str(exc)) from exc
+
+
+def _mark_retrying(engine, job_ids: list[int], reason: str) -> None:
+    try:
+        with session_scope(engine) as s:
+            rows = s.execute(select(Job).where(Job.id.in_(job_ids))).scalars().all()
+            moved = transition_many(s, job_ids, JobState.RETRYING, reason, only_from=[JobState.VALIDATED, JobState.QUEUED],
+                                    error_code="Temporary", error_message=reason, retryable=True)
+            for job in rows:
+                if job.id in moved or job.state == JobState.RETRYING.value:
+                    job.retries += 1
+                    s.add(job)
+    except OperationalError:
+        log.warning("could not record the retry of %d jobs: database unavailable", len(job_ids))
+
+
+def mark_dead(job_ids: list[int], reason: str) -> None:
+    _, engine, _, _ = _context()
+    with session_scope(engine) as s:
+        transition_many(s, job_ids, JobState.DEAD, f"retries exhausted: {reason}",
+                        only_from=SENDABLE,
+                        error_code="RetriesExhausted", retryable=True,
+                        error_message=f"Gave up after repeated temporary failures ({reason}). Retry it when the cause is fixed.")

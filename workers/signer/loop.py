@@ -1,0 +1,351 @@
+"""The signer: the one thread that owns a key's nonces. Packs ready jobs into calls, signs,
+writes ahead, broadcasts, and keeps every sent transaction moving until it is mined."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from blockproof.errors import RpcError, RpcUnavailable
+from blockproof.rpc import Rpc
+from blockproof.settings import Settings
+from blockproof.vault import decode_issue_batch_result
+from contracts.artifacts import BATCH_INTERFACE_ID
+from eth_abi import encode
+from eth_utils import to_checksum_address
+from models.alerts import raise_alert, resolve_alerts
+from models.db import session_scope
+from models.states import JobState, utcnow
+from models.tables import Batch, ChainTransaction, Job, SignerState, TxAttempt
+from models.transitions import transition_many
+from workers.signer import fees, nonce, packer, sender, tracker
+from workers.signer.rpc_errors import SendOutcome
+from workers.signer.simulate import Revert, simulate_many
+
+log = logging.getLogger("blockproof.signer")
+GWEI = 10**9
+HOLD_RECHECK_SECONDS = 2.0
+
+
+class Signer:
+    def __init__(self, settings: Settings, engine, *, private_key: str | None = None, rpc: Rpc | None = None):
+        key = private_key or (settings.signer_key.get_secret_value() if settings.signer_key else None)
+        if not key:
+            raise ValueError("BLOCKPROOF_SIGNER_KEY is not set: the signer needs the controller's private key")
+        self.settings = settings
+        self.engine = engine
+        self.account = sender.new_account(key)
+        self.address = self.account.address
+        self.vault = to_checksum_address(settings.vault_address)
+        self.rpc = rpc or Rpc(settings.rpc_url, settings.rpc_timeout_seconds)
+        self.stop_event = threading.Event()
+        self.hold_reason = ""
+        self._hold_checked = 0.0
+        self._facts_at = 0.0
+        self.base_fee = 0
+        self.balance = 0
+        self.chain_nonce = 0
+        self.head = 0
+        self.chain_id = 0
+        self.batch_extension = False
+        self._base_uris: dict[int, str] = {}
+
+    # ---- start-up ------------------------------------------------------------------------
+    def prepare(self) -> None:
+        self.chain_id = self.rpc.chain_id()
+        self.batch_extension = self._probe_batch_extension()
+        with session_scope(self.engine) as s:
+            nonce.load_state(s, self.rpc, self.address)
+        log.info("signer %s ready (chain %s, batch extension: %s)", self.address, self.chain_id, self.batch_extension)
+
+    def _probe_batch_extension(self) -> bool:
+        data = "0x01ffc9a7" + encode(["bytes4"], [BATCH_INTERFACE_ID]).hex()
+        try:
+            result = self.rpc.call("eth_call", {"to": self.vault, "data": data}, "latest")
+        except RpcError:
+            return False
+        return bool(result) and len(result) >= 66 and int(result, 16) == 1
+
+    # ---- the loop ------------------------------------------------------------------------
+    def run(self) -> None:
+        backoff = 0.5
+        prepared = False
+        while not self.stop_event.is_set():
+            try:
+                if not prepared:
+                    self.prepare()
+                    prepared = True
+                worked = self.step()
+                backoff = 0.5
+            except (RpcUnavailable, OperationalError) as exc:
+                log.warning("signer waiting %.1fs: %s", backoff, exc.__class__.__name__ + ": " + str(exc)[:200])
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if not worked:
+                self.stop_event.wait(self.settings.signer_poll_seconds)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def step(self) -> bool:
+        self.refresh_chain_facts()
+        tracked = self.track()
+        sent = self.fill()
+        return tracked or sent
+
+    def refresh_chain_facts(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._facts_at < 1.0:
+            return
+        replies = self.rpc.batch([
+            ("eth_getBlockByNumber", ["latest", False]),
+            ("eth_getBalance", [self.address, "latest"]),
+            ("eth_getTransactionCount", [self.address, "latest"]),
+        ])
+        for reply in replies:
+            if isinstance(reply, RpcError):
+                raise reply
+        block, balance, chain_nonce = replies
+        self.head = int(block["number"], 16)
+        self.base_fee = int(block.get("baseFeePerGas", "0x0"), 16)
+        self.balance = int(balance, 16)
+        self.chain_nonce = int(chain_nonce, 16)
+        self._facts_at = now
+        with session_scope(self.engine) as s:
+            state = s.get(SignerState, self.address)
+            state.chain_nonce = self.chain_nonce
+            state.balance_wei = str(self.balance)
+            state.heartbeat_at = utcnow()
+            s.add(state)
+
+    # ---- receipts, resends, bumps --------------------------------------------------------
+    def track(self) -> bool:
+        chain_nonce = self.rpc.nonce(self.address, "latest")
+        with session_scope(self.engine) as s:
+            recent = self.head - self.settings.confirmations - 2
+            txs = list(s.execute(
+                select(ChainTransaction)
+                .where(ChainTransaction.signer == self.address)
+                .where((ChainTransaction.status == "pending")
+                       | ((ChainTransaction.status == "mined") & (ChainTransaction.block_number >= recent)))
+                .order_by(ChainTransaction.nonce)
+            ).scalars().all())
+            if not txs:
+                return False
+            attempts = list(s.execute(
+                select(TxAttempt).where(TxAttempt.transaction_id.in_([t.id for t in txs])).order_by(TxAttempt.id)
+            ).scalars().all())
+            receipts = self.rpc.batch([("eth_getTransactionReceipt", [a.tx_hash]) for a in attempts])
+            by_tx: dict[int, list[tuple[TxAttempt, dict | None]]] = {}
+            for attempt, receipt in zip(attempts, receipts):
+                if isinstance(receipt, RpcError):
+                    receipt = None
+                by_tx.setdefault(attempt.transaction_id, []).append((attempt, receipt))
+            changed = False
+            for tx in txs:
+                pairs = by_tx.get(tx.id, [])
+                mined = next(((a, r) for a, r in pairs if r), None)
+                if tx.status == "mined":
+                    if mined is None:
+                        tracker.record_unmined(s, tx)
+                        changed = True
+                    continue
+                if mined:
+                    tracker.record_mined(s, tx, mined[0], mined[1], max_retries=self.settings.max_retries)
+                    changed = True
+                elif tx.nonce < chain_nonce:
+                    tracker.record_superseded(s, tx)
+                    changed = True
+                elif pairs:
+                    changed |= self._keep_moving(s, tx, pairs[-1][0])
+            return changed
+
+    def _keep_moving(self, s: Session, tx: ChainTransaction, latest: TxAttempt) -> bool:
+        settings = self.settings
+        if latest.status != "signed" and not tracker.due_for_resend(tx, settings.resend_after_seconds):
+            return False
+        needs_bump = latest.status != "signed" and (
+            fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee)
+            or tracker.due_for_bump(latest, settings.resend_after_seconds)
+        )
+        if needs_bump:
+            bumped = fees.bumped_fees(
+                max_fee=int(latest.max_fee_per_gas), tip=int(latest.max_priority_fee_per_gas),
+                base_fee=self.base_fee, bump_percent=settings.fee_bump_percent,
+                base_fee_multiplier=settings.base_fee_multiplier, ceiling=int(settings.max_fee_gwei * GWEI),
+            )
+            if bumped:
+                latest = sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx, max_fee=bumped[0], tip=bumped[1])
+                s.commit()  # write-ahead: the replacement is on disk before the node sees it
+                log.info("nonce %s: replacement %s with max fee %s gwei", tx.nonce, latest.tx_hash, bumped[0] / GWEI)
+            elif fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee):
+                raise_alert(s, "stuck_transaction", self.address,
+                            f"Transaction nonce {tx.nonce} is stuck: the base fee is above the fee ceiling "
+                            f"({settings.max_fee_gwei} gwei). Raise BLOCKPROOF_MAX_FEE_GWEI or wait for fees to fall.")
+        self._send(s, tx, latest)
+        return True
+
+    def _send(self, s: Session, tx: ChainTransaction, attempt: TxAttempt) -> SendOutcome:
+        outcome, error = sender.broadcast(self.rpc, attempt.raw)
+        now = utcnow()
+        tx.last_sent_at = now
+        if outcome in (SendOutcome.ACCEPTED, SendOutcome.ALREADY_KNOWN):
+            attempt.status = "broadcast"
+            attempt.broadcast_count += 1
+            if self.hold_reason.startswith("Insufficient funds"):
+                self._clear_hold(s)
+        elif outcome is SendOutcome.INSUFFICIENT_FUNDS:
+            self._set_hold(s, f"Insufficient funds: the signer {self.address} cannot pay for its transactions "
+                              f"(balance {self.balance / 10**18:.6f} ETH). Jobs wait; issuance resumes once funded.")
+        elif outcome in (SendOutcome.UNKNOWN, SendOutcome.FEE_TOO_LOW):
+            # unknown outcome: try the identical bytes again soon; fee too low: bump on the next pass
+            tx.last_sent_at = now - timedelta(seconds=self.settings.resend_after_seconds)
+        if outcome is not SendOutcome.ACCEPTED:
+            attempt.last_error = error[:500]
+        s.add(tx)
+        s.add(attempt)
+        return outcome
+
+    # ---- new work ------------------------------------------------------------------------
+    def in_flight(self, s: Session) -> int:
+        return s.execute(select(func.count()).select_from(ChainTransaction).where(
+            ChainTransaction.signer == self.address, ChainTransaction.status == "pending")).scalar_one()
+
+    def fill(self) -> bool:
+        with session_scope(self.engine) as s:
+            state = s.get(SignerState, self.address)
+            if state.paused:
+                return False
+            if self.hold_reason and time.monotonic() - self._hold_checked < HOLD_RECHECK_SECONDS:
+                return False
+            limit = self.settings.max_in_flight if self.batch_extension else self.settings.max_in_flight_single
+            room = limit - self.in_flight(s)
+        worked = False
+        while room > 0 and not self.stop_event.is_set():
+            sent = self._fill_once(room)
+            if sent <= 0:
+                break
+            worked = True
+            room -= sent
+        return worked
+
+    def _base_uri(self, s: Session, batch_id: int) -> str:
+        if batch_id not in self._base_uris:
+            self._base_uris[batch_id] = s.get(Batch, batch_id).base_uri
+        return self._base_uris[batch_id]
+
+    def _fill_once(self, room: int) -> int:
+        """Pick one group of ready jobs, pre-flight it, sign and send it. Returns transactions sent."""
+        self._hold_checked = time.monotonic()
+        with session_scope(self.engine) as s:
+            size = self.settings.batch_size if self.batch_extension else min(room, self.settings.batch_size)
+            jobs = packer.next_ready_jobs(s, size)
+            if not jobs:
+                return 0
+            base_uri = self._base_uri(s, jobs[0].batch_id)
+            if self.batch_extension:
+                calls = [packer.build_call(jobs, base_uri, batch_extension=True)]
+            else:
+                calls = packer.single_calls(jobs, base_uri)
+            sims = simulate_many(self.rpc, self.address, self.vault, [c.data for c in calls], with_gas=True)
+            condition = next((sim.revert for sim in sims if not sim.ok and sim.revert.is_condition), None)
+            if condition:
+                self._set_hold(s, condition.message)
+                return -1
+            if self.hold_reason and not self.hold_reason.startswith("Insufficient funds"):
+                self._clear_hold(s)
+            ready: list[tuple[packer.Call, int]] = []
+            for call, sim in zip(calls, sims):
+                if sim.ok:
+                    call = self._drop_skipped(s, call, sim.result, base_uri)
+                    if call:
+                        ready.append((call, sim.gas))
+                elif len(call.jobs) == 1:
+                    self._fail(s, call.jobs, sim.revert)
+                else:
+                    self._isolate(s, call.jobs, base_uri)
+            if not ready:
+                return len(jobs) and 0 or 0
+            return self._sign_and_send(s, ready)
+
+    def _drop_skipped(self, s: Session, call: packer.Call, result: str | None, base_uri: str):
+        """In a batch call the contract skips fingerprints already on chain: those jobs are not sent."""
+        if call.kind != "issue_batch" or not result:
+            return call
+        ids = decode_issue_batch_result(result)
+        skipped = [job for job, cid in zip(call.jobs, ids) if cid == 0]
+        if not skipped:
+            return call
+        self._fail(s, skipped, Revert("FingerprintAlreadyUsed",
+                   "This credential is already on chain (its fingerprint was used before); it is not issued twice.", False))
+        kept = [job for job, cid in zip(call.jobs, ids) if cid != 0]
+        return packer.build_call(kept, base_uri, batch_extension=True) if kept else None
+
+    def _isolate(self, s: Session, jobs: list[Job], base_uri: str) -> None:
+        """A batch reverted for a row's sake: simulate each row alone and fail only the bad ones."""
+        singles = packer.single_calls(jobs, base_uri)
+        sims = simulate_many(self.rpc, self.address, self.vault, [c.data for c in singles], with_gas=False)
+        bad = [(c.jobs[0], sim.revert) for c, sim in zip(singles, sims) if not sim.ok and not sim.revert.is_condition]
+        for job, revert in bad:
+            self._fail(s, [job], revert)
+        if not bad:  # the batch reverts but no row does alone: send them one by one
+            for job in jobs:
+                job.next_attempt_at = None
+        s.commit()
+
+    def _fail(self, s: Session, jobs: list[Job], revert: Revert) -> None:
+        transition_many(s, [j.id for j in jobs], JobState.FAILED, f"pre-flight: {revert.code}",
+                        error_code=revert.code, error_message=revert.message, retryable=revert.retryable)
+
+    def _sign_and_send(self, s: Session, ready: list[tuple[packer.Call, int]]) -> int:
+        settings = self.settings
+        tip = int(settings.priority_fee_gwei * GWEI)
+        max_fee, tip = fees.initial_fees(base_fee=self.base_fee, tip=tip, base_fee_multiplier=settings.base_fee_multiplier,
+                                         ceiling=int(settings.max_fee_gwei * GWEI))
+        need = sum(int(gas * 1.1) + 20_000 for _, gas in ready) * max_fee
+        if need > self.balance:
+            self._set_hold(s, f"Insufficient funds: the signer {self.address} has {self.balance / 10**18:.6f} ETH "
+                              f"and the next transactions need up to {need / 10**18:.6f} ETH. Jobs wait; "
+                              f"issuance resumes once it is funded.")
+            return -1
+        sent_pairs = []
+        for call, gas in ready:
+            tx = ChainTransaction(signer=self.address, nonce=nonce.reserve(s, self.address), kind=call.kind,
+                                  to_address=self.vault, data=call.data, gas_limit=int(gas * 1.1) + 20_000,
+                                  job_count=len(call.jobs))
+            s.add(tx)
+            s.flush()
+            attempt = sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx, max_fee=max_fee, tip=tip)
+            transition_many(s, [j.id for j in call.jobs], JobState.SUBMITTED, f"signed as nonce {tx.nonce}",
+                            only_from=[JobState.READY], transaction_id=tx.id, tx_hash=attempt.tx_hash)
+            sent_pairs.append((tx, attempt))
+        s.commit()  # write-ahead: every signed attempt is on disk before any is broadcast
+        for tx, attempt in sent_pairs:
+            outcome = self._send(s, tx, attempt)
+            if outcome is SendOutcome.INSUFFICIENT_FUNDS:
+                break
+        return len(sent_pairs)
+
+    # ---- holds ---------------------------------------------------------------------------
+    def _set_hold(self, s: Session, reason: str) -> None:
+        if reason != self.hold_reason:
+            log.warning("issuance on hold: %s", reason)
+            raise_alert(s, "on_hold", self.address, reason)
+        self.hold_reason = reason
+        state = s.get(SignerState, self.address)
+        state.hold_reason = reason
+        s.add(state)
+
+    def _clear_hold(self, s: Session) -> None:
+        log.info("issuance resumes (was: %s)", self.hold_reason)
+        self.hold_reason = ""
+        state = s.get(SignerState, self.address)
+        state.hold_reason = ""
+        s.add(state)
+        resolve_alerts(s, "on_hold", self.address)

@@ -1,0 +1,69 @@
+"""Choosing the next ready jobs and turning them into one contract call."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from blockproof import vault
+from models.states import JobState, utcnow
+from models.tables import Batch, Job
+
+
+@dataclass
+class Call:
+    kind: str  # issue_batch | issue_single | revoke_batch | revoke_single
+    jobs: list[Job]
+    data: str
+
+
+def next_ready_jobs(session: Session, limit: int, exclude: set[int] = frozenset()) -> list[Job]:
+    """Oldest ready jobs of one (kind, institution, batch), skipping paused batches."""
+    first = session.execute(
+        select(Job)
+        .join(Batch, Batch.id == Job.batch_id)
+        .where(Job.state == JobState.READY.value, Batch.paused == False)  # noqa: E712
+        .where((Job.next_attempt_at == None) | (Job.next_attempt_at <= utcnow()))  # noqa: E711
+        .where(Job.id.not_in(exclude) if exclude else True)
+        .order_by(Job.id)
+        .limit(1)
+    ).scalars().first()
+    if first is None:
+        return []
+    query = (
+        select(Job)
+        .where(Job.state == JobState.READY.value, Job.batch_id == first.batch_id, Job.kind == first.kind)
+        .where((Job.next_attempt_at == None) | (Job.next_attempt_at <= utcnow()))  # noqa: E711
+        .order_by(Job.id)
+        .limit(limit)
+    )
+    if exclude:
+        query = query.where(Job.id.not_in(exclude))
+    return list(session.execute(query).scalars().all())
+
+
+def _item(job: Job) -> vault.IssueItem:
+    return vault.IssueItem(
+        student_wallet=job.student_wallet,
+        fingerprint=bytes.fromhex(job.fingerprint[2:]),
+        metadata_uri=job.metadata_suffix,
+        payload_uri="",
+        expires_at=job.expires_at,
+    )
+
+
+def build_call(jobs: list[Job], base_uri: str, *, batch_extension: bool) -> Call:
+    head = jobs[0]
+    if head.kind == "revoke":
+        reasons = [vault.reason_hash(j.revocation_reason) for j in jobs]
+        if batch_extension:
+            return Call("revoke_batch", jobs, vault.revoke_batch([j.credential_id for j in jobs], reasons))
+        return Call("revoke_single", jobs, vault.revoke_single(head.credential_id, reasons[0]))
+    if batch_extension:
+        return Call("issue_batch", jobs, vault.issue_batch(head.institution, base_uri, [_item(j) for j in jobs]))
+    return Call("issue_single", jobs, vault.issue_single(head.institution, base_uri, _item(head)))
+
+
+def single_calls(jobs: list[Job], base_uri: str) -> list[Call]:
+    return [build_call([j], base_uri, batch_extension=False) for j in jobs]

@@ -1,0 +1,54 @@
+"""Sign, write ahead, broadcast. A signed attempt is committed before the node ever sees it."""
+from __future__ import annotations
+
+import logging
+
+from eth_account import Account
+from sqlmodel import Session
+
+from blockproof.errors import RpcError, RpcUnavailable
+from blockproof.rpc import Rpc
+from models.tables import ChainTransaction, TxAttempt
+from workers.signer.rpc_errors import SendOutcome, classify_send_error
+
+log = logging.getLogger("blockproof.signer")
+
+
+def sign(account, *, chain_id: int, tx: ChainTransaction, max_fee: int, tip: int) -> tuple[str, str]:
+    signed = account.sign_transaction(
+        {
+            "type": 2,
+            "chainId": chain_id,
+            "nonce": tx.nonce,
+            "to": tx.to_address,
+            "value": 0,
+            "data": tx.data,
+            "gas": tx.gas_limit,
+            "maxFeePerGas": max_fee,
+            "maxPriorityFeePerGas": tip,
+        }
+    )
+    return "0x" + signed.raw_transaction.hex().removeprefix("0x"), "0x" + signed.hash.hex().removeprefix("0x")
+
+
+def new_attempt(session: Session, account, *, chain_id: int, tx: ChainTransaction, max_fee: int, tip: int) -> TxAttempt:
+    raw, tx_hash = sign(account, chain_id=chain_id, tx=tx, max_fee=max_fee, tip=tip)
+    attempt = TxAttempt(
+        transaction_id=tx.id, tx_hash=tx_hash, raw=raw, max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip
+    )
+    session.add(attempt)
+    return attempt
+
+
+def broadcast(rpc: Rpc, raw: str) -> tuple[SendOutcome, str]:
+    try:
+        rpc.call("eth_sendRawTransaction", raw)
+        return SendOutcome.ACCEPTED, ""
+    except (RpcError, RpcUnavailable) as exc:
+        outcome = classify_send_error(exc)
+        log.info("broadcast answered %s: %s", outcome.value, exc)
+        return outcome, str(exc)
+
+
+def new_account(private_key: str):
+    return Account.from_key(private_key)

@@ -1,0 +1,66 @@
+"""Pre-flight: simulate calls with eth_call before anything spends a nonce, and decode why they revert."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from blockproof.errors import RpcError
+from blockproof.rpc import Rpc
+from contracts.errors import decode_revert
+
+# errors that are a state of the contract or the signer, not of one row: issuance waits for them to clear
+CONDITION_ERRORS = frozenset({"ContractPaused", "UnauthorizedController", "InstitutionInactive", "InstitutionNotFound"})
+
+
+@dataclass(frozen=True)
+class Revert:
+    code: str
+    message: str
+    retryable: bool
+
+    @property
+    def is_condition(self) -> bool:
+        return self.code in CONDITION_ERRORS
+
+
+def revert_from(exc: RpcError) -> Revert:
+    data = exc.data
+    if isinstance(data, dict):
+        data = data.get("data") or data.get("result")
+    decoded = decode_revert(data) if isinstance(data, str) and data.startswith("0x") and len(data) >= 10 else None
+    if decoded is None:
+        return Revert("Reverted", f"The contract refused the call: {exc.message}", True)
+    return Revert(decoded.name, decoded.message, decoded.retryable)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    ok: bool
+    result: str | None = None
+    gas: int | None = None
+    revert: Revert | None = None
+
+
+def simulate_many(rpc: Rpc, sender: str, to: str, datas: list[str], *, with_gas: bool) -> list[Simulation]:
+    """eth_call (and eth_estimateGas) for each calldata, in one JSON-RPC batch round trip."""
+    calls: list[tuple[str, list]] = []
+    for data in datas:
+        tx = {"from": sender, "to": to, "data": data}
+        calls.append(("eth_call", [tx, "latest"]))
+        if with_gas:
+            calls.append(("eth_estimateGas", [tx, "latest"]))
+    replies = rpc.batch(calls)
+    step = 2 if with_gas else 1
+    out = []
+    for i in range(len(datas)):
+        call_reply = replies[i * step]
+        gas_reply = replies[i * step + 1] if with_gas else None
+        if isinstance(call_reply, RpcError):
+            if call_reply.code in (3, -32000, -32015) or "revert" in call_reply.message.lower():
+                out.append(Simulation(False, revert=revert_from(call_reply)))
+                continue
+            raise call_reply
+        if isinstance(gas_reply, RpcError):
+            out.append(Simulation(False, revert=revert_from(gas_reply)))
+            continue
+        out.append(Simulation(True, result=call_reply, gas=int(gas_reply, 16) if gas_reply else None))
+    return out

@@ -1,0 +1,85 @@
+"""Watching sent transactions: receipts, drops, stuck fees, nonces taken elsewhere, reorgs."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from models.states import JobState, utcnow
+from models.tables import ChainTransaction, Job, TxAttempt
+from models.transitions import transition_many
+
+log = logging.getLogger("blockproof.signer")
+
+
+def jobs_of(session: Session, tx: ChainTransaction) -> list[int]:
+    return list(session.execute(select(Job.id).where(Job.transaction_id == tx.id)).scalars().all())
+
+
+def record_mined(session: Session, tx: ChainTransaction, attempt: TxAttempt, receipt: dict, *, max_retries: int) -> None:
+    status = int(receipt["status"], 16)
+    tx.status = "mined" if status == 1 else "reverted"
+    tx.mined_hash = attempt.tx_hash
+    tx.block_number = int(receipt["blockNumber"], 16)
+    tx.gas_used = int(receipt["gasUsed"], 16)
+    tx.effective_gas_price = int(receipt.get("effectiveGasPrice", "0x0"), 16)
+    tx.mined_at = utcnow()
+    session.add(tx)
+    for other in session.execute(select(TxAttempt).where(TxAttempt.transaction_id == tx.id)).scalars():
+        other.status = "mined" if other.id == attempt.id else "replaced"
+        session.add(other)
+    ids = jobs_of(session, tx)
+    if status == 1:
+        transition_many(
+            session, ids, JobState.MINED, f"mined in block {tx.block_number}",
+            only_from=[JobState.SUBMITTED], tx_hash=attempt.tx_hash, block_number=tx.block_number,
+        )
+        return
+    for job in session.execute(select(Job).where(Job.id.in_(ids))).scalars():
+        if job.state != JobState.SUBMITTED.value:
+            continue
+        from models.transitions import transition
+
+        if job.retries + 1 > max_retries:
+            transition(session, job, JobState.FAILED, "transaction reverted too often",
+                       error_code="Reverted", retryable=True, transaction_id=None,
+                       error_message=f"Transaction {attempt.tx_hash} reverted on chain {job.retries + 1} times.")
+        else:
+            transition(session, job, JobState.READY, f"transaction {attempt.tx_hash} reverted; simulating again",
+                       retries=job.retries + 1, transaction_id=None)
+
+
+def record_superseded(session: Session, tx: ChainTransaction) -> None:
+    """Our nonce was consumed by a transaction we did not sign: the jobs go back to be signed anew."""
+    tx.status = "superseded"
+    session.add(tx)
+    transition_many(
+        session, jobs_of(session, tx), JobState.READY,
+        f"nonce {tx.nonce} was used by another transaction from this key; re-queued on a new nonce",
+        only_from=[JobState.SUBMITTED], transaction_id=None,
+    )
+
+
+def record_unmined(session: Session, tx: ChainTransaction) -> None:
+    """A reorg removed the block our transaction was in: send it again."""
+    log.warning("transaction nonce %s vanished from block %s (reorg); re-broadcasting", tx.nonce, tx.block_number)
+    tx.status = "pending"
+    tx.block_number = None
+    tx.mined_hash = None
+    tx.last_sent_at = None
+    session.add(tx)
+    for attempt in session.execute(select(TxAttempt).where(TxAttempt.transaction_id == tx.id)).scalars():
+        attempt.status = "broadcast"
+        session.add(attempt)
+    transition_many(session, jobs_of(session, tx), JobState.SUBMITTED, "a reorg removed the transaction's block",
+                    only_from=[JobState.MINED, JobState.CONFIRMED])
+
+
+def due_for_resend(tx: ChainTransaction, resend_after: float) -> bool:
+    return tx.last_sent_at is None or utcnow() - tx.last_sent_at >= timedelta(seconds=resend_after)
+
+
+def due_for_bump(attempt: TxAttempt, resend_after: float) -> bool:
+    return utcnow() - attempt.created_at >= timedelta(seconds=2 * resend_after)
