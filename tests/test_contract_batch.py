@@ -1,0 +1,272 @@
+"""The batch extension (issueCredentialBatch / revokeCredentialBatch), ERC-165 detection and the
+gas-lean storage layout's observable behaviour, on a real Anvil."""
+
+from __future__ import annotations
+
+import pytest
+from web3.exceptions import ContractLogicError
+
+from blockproof.devchain import deploy_dev_environment
+from contracts.artifacts import BASIC, BATCH_INTERFACE_ID, ERC165_INTERFACE_ID, VAULT
+from contracts.deploy import has_batch_extension
+from contracts.testing import ZERO32, ZERO_ADDRESS, VaultHarness, fp
+
+pytestmark = pytest.mark.integration
+
+CID = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"  # 46 chars
+BASE = f"ipfs://{CID}/"
+
+
+@pytest.fixture(scope="module")
+def deployed(devchain):
+    return deploy_dev_environment(devchain, artifact_name=VAULT)
+
+
+@pytest.fixture(scope="module")
+def deployed_basic(devchain):
+    return deploy_dev_environment(devchain, artifact_name=BASIC)
+
+
+@pytest.fixture
+def v(devchain, deployed):
+    snap = devchain.snapshot()
+    try:
+        yield VaultHarness(devchain, deployed)
+    finally:
+        assert devchain.revert(snap)
+
+
+def students(devchain, n):
+    return [devchain.accounts[5 + i % 5].address for i in range(n)]
+
+
+def items_for(devchain, labels, meta_fmt="{}.json", payload_fmt="{}.enc"):
+    ws = students(devchain, len(labels))
+    return [(w, fp(label), meta_fmt.format(label) if meta_fmt else "", payload_fmt.format(label) if payload_fmt
+             else "", 0) for w, label in zip(ws, labels)]
+
+
+def issue_batch(v, items, base=BASE, key=None):
+    fn = v.f.issueCredentialBatch(v.env.institution_address, base, items)
+    ids = fn.call({"from": v.env.signer_address if key is None else v.w3.eth.account.from_key(key).address})
+    receipt = v.tx(fn, key)
+    return ids, receipt
+
+
+# ----------------------------------------------------------------------------- ERC-165
+
+def test_erc165_probe_detects_batch_extension_on_ours_and_not_on_basic(devchain, deployed, deployed_basic):
+    assert has_batch_extension(devchain.w3, deployed.vault_address) is True
+    assert has_batch_extension(devchain.w3, deployed_basic.vault_address) is False
+
+
+def test_supports_interface_answers_erc165_and_batch_ids_only(v):
+    assert v.f.supportsInterface(ERC165_INTERFACE_ID).call() is True
+    assert v.f.supportsInterface(BATCH_INTERFACE_ID).call() is True
+    assert v.f.supportsInterface(b"\xff\xff\xff\xff").call() is False
+    assert v.f.supportsInterface(b"\x12\x34\x56\x78").call() is False
+
+
+def test_erc165_probe_is_false_for_an_address_without_code(devchain):
+    assert has_batch_extension(devchain.w3, devchain.accounts[9].address) is False
+
+
+# ----------------------------------------------------------------------------- batch issue
+
+def test_batch_issues_every_row_with_sequential_ids_and_one_event_per_row_with_full_uris(devchain, v):
+    items = items_for(devchain, range(1, 6))
+    ids, receipt = issue_batch(v, items)
+    assert ids == [1, 2, 3, 4, 5]
+    events = v.events(receipt, "CredentialIssued")
+    assert events == [{
+        "credentialId": i + 1, "studentWallet": it[0], "institution": v.env.institution_address,
+        "fingerprint": it[1], "metadataURI": BASE + it[2], "encryptedPayloadURI": BASE + it[3], "expiresAt": 0,
+    } for i, it in enumerate(items)]
+    assert v.f.credentialCount().call() == 5
+
+
+def test_get_credential_returns_full_uris_and_batch_institution_and_time(devchain, v):
+    items = items_for(devchain, ["17", "18"])
+    items[1] = (items[1][0], items[1][1], "18.json", "", 1_900_000_000)  # no payload URI: stays empty
+    _, receipt = issue_batch(v, items)
+    t = v.block_timestamp(receipt)
+    inst = v.env.institution_address
+    assert v.f.getCredential(1).call() == (
+        1, items[0][0], inst, items[0][1], BASE + "17.json", BASE + "17.enc", t, 0, 0, ZERO32, False)
+    assert v.f.getCredential(2).call() == (
+        2, items[1][0], inst, items[1][1], BASE + "18.json", "", t, 1_900_000_000, 0, ZERO32, False)
+    assert v.f.credentialStatus(2).call() == (True, True, False, items[1][1], items[1][0], inst, t,
+                                              1_900_000_000, 0)
+
+
+def test_batch_with_empty_base_stores_uris_as_given(devchain, v):
+    long_meta = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi/metadata.json"
+    items = [(devchain.accounts[5].address, fp("a"), long_meta, "", 0),
+             (devchain.accounts[6].address, fp("b"), "", "", 0)]
+    ids, receipt = issue_batch(v, items, base="")
+    assert ids == [1, 2]
+    assert v.f.getCredential(1).call()[4:6] == (long_meta, "")
+    assert v.f.getCredential(2).call()[4:6] == ("", "")
+    assert [(e["metadataURI"], e["encryptedPayloadURI"]) for e in v.events(receipt, "CredentialIssued")] == [
+        (long_meta, ""), ("", "")]
+
+
+def test_resubmitting_a_partly_issued_batch_skips_issued_rows_and_issues_the_rest(devchain, v):
+    items = items_for(devchain, range(10))
+    first_ids, _ = issue_batch(v, items[:4])  # an earlier, partial attempt
+    assert first_ids == [1, 2, 3, 4]
+    ids, receipt = issue_batch(v, items)  # the whole batch again
+    assert ids == [0, 0, 0, 0, 5, 6, 7, 8, 9, 10]
+    events = v.events(receipt, "CredentialIssued")
+    # which rows were issued is visible from the events alone (fingerprint -> id)
+    assert {e["fingerprint"]: e["credentialId"] for e in events} == {items[i][1]: i + 1 for i in range(4, 10)}
+    assert v.f.credentialCount().call() == 10
+    for i, item in enumerate(items):
+        assert v.f.getCredential(i + 1).call()[3] == item[1]
+
+
+def test_duplicate_fingerprints_inside_one_batch_issue_only_the_first(devchain, v):
+    w = devchain.accounts[5].address
+    items = [(w, fp("x"), "1.json", "", 0), (w, fp("y"), "2.json", "", 0), (w, fp("x"), "3.json", "", 0)]
+    ids, receipt = issue_batch(v, items)
+    assert ids == [1, 2, 0]
+    assert [e["metadataURI"] for e in v.events(receipt, "CredentialIssued")] == [BASE + "1.json", BASE + "2.json"]
+    assert v.f.getCredential(1).call()[4] == BASE + "1.json"
+    assert v.f.studentCredentialIds(w).call() == [1, 2]
+
+
+def test_fully_duplicate_batch_issues_nothing_and_does_not_revert(devchain, v):
+    items = items_for(devchain, range(3))
+    issue_batch(v, items)
+    ids, receipt = issue_batch(v, items)
+    assert ids == [0, 0, 0]
+    assert receipt["status"] == 1 and v.events(receipt, "CredentialIssued") == []
+    assert v.f.credentialCount().call() == 3
+
+
+def test_empty_batch_is_a_no_op(v):
+    ids, receipt = issue_batch(v, [])
+    assert ids == [] and receipt["logs"] == []
+
+
+def test_batch_rows_with_zero_wallet_or_zero_fingerprint_revert_the_whole_batch(devchain, v):
+    good = items_for(devchain, ["ok"])[0]
+    signer = v.env.signer_address
+    inst = v.env.institution_address
+    err = v.revert_of(v.f.issueCredentialBatch(inst, BASE, [good, (ZERO_ADDRESS, fp("z"), "", "", 0)]), signer)
+    assert err.name == "InvalidStudentWallet"
+    err = v.revert_of(v.f.issueCredentialBatch(inst, BASE, [good, (good[0], ZERO32, "", "", 0)]), signer)
+    assert err.name == "InvalidFingerprint"
+
+
+def test_batch_wide_checks_revert_with_interface_errors(devchain, v):
+    a = devchain.accounts
+    inst = v.env.institution_address
+    items = items_for(devchain, ["w"])
+    err = v.revert_of(v.f.issueCredentialBatch(inst, BASE, items), a[3].address)
+    assert (err.name, err.args) == ("UnauthorizedController", {"institution": inst, "sender": a[3].address})
+    other = a[8]
+    err = v.revert_of(v.f.issueCredentialBatch(other.address, BASE, items), other.address)
+    assert (err.name, err.args) == ("InstitutionNotFound", {"institution": other.address})
+    v.tx(v.f.upsertInstitution(inst, "Example University", False), v.env.admin_key)
+    err = v.revert_of(v.f.issueCredentialBatch(inst, BASE, items), v.env.signer_address)
+    assert (err.name, err.args) == ("InstitutionInactive", {"institution": inst})
+    v.tx(v.f.upsertInstitution(inst, "Example University", True), v.env.admin_key)
+    v.tx(v.f.setPaused(True), v.env.admin_key)
+    assert v.revert_of(v.f.issueCredentialBatch(inst, BASE, items), v.env.signer_address).name == "ContractPaused"
+
+
+def test_batch_and_single_issues_share_one_id_sequence_and_student_index(devchain, v):
+    w = devchain.accounts[5].address
+    assert v.issue(w, fp("s1"), "ipfs://single") == 1
+    ids, _ = issue_batch(v, [(w, fp("b1"), "1.json", "", 0), (devchain.accounts[6].address, fp("b2"), "", "", 0)])
+    assert ids == [2, 3]
+    assert v.issue(w, fp("s2")) == 4
+    assert v.f.studentCredentialIds(w).call() == [1, 2, 4]
+    assert v.f.getCredential(1).call()[4] == "ipfs://single"
+    assert v.f.getCredential(2).call()[4] == BASE + "1.json"
+    assert v.f.getCredential(3).call()[4:6] == ("", "")
+
+
+def test_two_batches_keep_their_own_base_uri(devchain, v):
+    other_base = "https://credentials.example.edu/2026/"
+    issue_batch(v, items_for(devchain, ["a"]))
+    issue_batch(v, items_for(devchain, ["b"]), base=other_base)
+    assert v.f.getCredential(1).call()[4] == BASE + "a.json"
+    assert v.f.getCredential(2).call()[4:6] == (other_base + "b.json", other_base + "b.enc")
+
+
+def test_single_issues_in_one_block_keep_their_own_institution_and_uris(devchain, v):
+    """Singles mined in one block share a (institution, issuedAt) record: prove attribution stays right."""
+    a = devchain.accounts
+    other = a[8]
+    v.tx(v.f.upsertInstitution(other.address, "Other College", True), v.env.admin_key)
+    from contracts.deploy import send_call
+
+    devchain.rpc("evm_setAutomine", False)
+    try:
+        plan = [(v.env.institution_address, v.env.signer_key, "u1"), (v.env.institution_address, v.env.signer_key,
+                                                                      "u2"),
+                (other.address, other.private_key, "o1"), (v.env.institution_address, v.env.signer_key, "u3")]
+        nonces: dict[str, int] = {}
+        hashes = []
+        for inst, key, label in plan:
+            sender = v.w3.eth.account.from_key(key).address
+            nonce = nonces.setdefault(sender, v.w3.eth.get_transaction_count(sender, "pending"))
+            nonces[sender] += 1
+            req = (inst, a[5].address, fp(label), f"ipfs://{label}", "", 0)
+            hashes.append(send_call(v.w3, v.f.issueCredential(req), key, nonce=nonce, gas=500_000))
+        devchain.mine()
+    finally:
+        devchain.rpc("evm_setAutomine", True)
+    receipts = [v.w3.eth.wait_for_transaction_receipt(h) for h in hashes]
+    assert len({r["blockNumber"] for r in receipts}) == 1 and all(r["status"] == 1 for r in receipts)
+    by_label = {}
+    for r in receipts:
+        e = v.events(r, "CredentialIssued")[0]
+        by_label[e["metadataURI"][7:]] = e["credentialId"]
+    for inst, _, label in plan:
+        c = v.f.getCredential(by_label[label]).call()
+        assert (c[2], c[4]) == (inst, f"ipfs://{label}")
+
+
+# ----------------------------------------------------------------------------- batch revoke
+
+def test_batch_revoke_revokes_each_id_and_skips_already_revoked_ones(devchain, v):
+    issue_batch(v, items_for(devchain, range(5)))
+    v.tx(v.f.revokeCredential(2, fp("earlier")))
+    ids = [1, 2, 3, 5]
+    reasons = [fp(f"reason{i}") for i in ids]
+    receipt = v.tx(v.f.revokeCredentialBatch(ids, reasons))
+    t = v.block_timestamp(receipt)
+    assert v.events(receipt, "CredentialRevoked") == [
+        {"credentialId": i, "revokedBy": v.env.signer_address, "reasonHash": fp(f"reason{i}"), "revokedAt": t}
+        for i in (1, 3, 5)]
+    assert v.f.getCredential(2).call()[9] == fp("earlier")  # first revocation wins
+    assert [v.f.credentialStatus(i).call()[2] for i in range(1, 6)] == [True, True, True, False, True]
+    assert v.f.getCredential(3).call()[8:] == (t, fp("reason3"), True)
+
+
+def test_batch_revoke_rejects_unknown_id_mismatched_lengths_paused_and_unauthorized(devchain, v):
+    issue_batch(v, items_for(devchain, range(2)))
+    signer = v.env.signer_address
+    err = v.revert_of(v.f.revokeCredentialBatch([1, 9], [ZERO32, ZERO32]), signer)
+    assert (err.name, err.args) == ("CredentialNotFound", {"credentialId": 9})
+    err = v.revert_of(v.f.revokeCredentialBatch([1, 2], [ZERO32]), signer)
+    assert (err.name, err.args) == ("BatchLengthMismatch", {"credentialIds": 2, "reasonHashes": 1})
+    outsider = devchain.accounts[3].address
+    err = v.revert_of(v.f.revokeCredentialBatch([1], [ZERO32]), outsider)
+    assert (err.name, err.args) == ("UnauthorizedController",
+                                    {"institution": v.env.institution_address, "sender": outsider})
+    v.tx(v.f.setPaused(True), v.env.admin_key)
+    assert v.revert_of(v.f.revokeCredentialBatch([1], [ZERO32]), signer).name == "ContractPaused"
+
+
+def test_basic_contract_has_no_batch_functions(devchain, deployed_basic):
+    vb = VaultHarness(devchain, deployed_basic)
+    assert not any(e.get("name") in ("issueCredentialBatch", "supportsInterface") for e in vb.contract.abi)
+    # calling the batch selector on it reverts (no fallback)
+    ours = VaultHarness(devchain, deploy_dev_environment(devchain, artifact_name=VAULT))
+    data = ours.f.issueCredentialBatch(deployed_basic.institution_address, "", [])._encode_transaction_data()
+    with pytest.raises(ContractLogicError):
+        devchain.w3.eth.call({"to": deployed_basic.vault_address, "data": data, "from": deployed_basic.signer_address})
