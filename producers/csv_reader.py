@@ -153,7 +153,7 @@ def iter_raw_chunks(source, chunk_rows: int = 20_000) -> Iterator[RawChunk]:
             errors, count = [], 0
             for line, row in f.rows():
                 count += 1
-                if len(row) > ncols and "".join(row[ncols:]).strip():
+                if (len(row) > ncols and "".join(row[ncols:]).strip()) or (len(row) < ncols and f._last > line):
                     errors.append(_field_count_error(line, f._last, row, ncols, f.delimiter))
                 else:
                     columns["line"].append(line)
