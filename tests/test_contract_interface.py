@@ -342,3 +342,36 @@ def test_student_credential_ids_lists_a_students_ids_in_issue_order(v, acct):
 
 def test_get_institution_of_unknown_address_is_empty(v, acct):
     assert v.f.getInstitution(acct["outsider"].address).call() == ("", False, False, 0, 0)
+
+
+# ----------------------------------------------------------------------------- ABI compatibility
+
+def _canonical(params) -> str:
+    def one(p):
+        t = p["type"]
+        if t.startswith("tuple"):
+            return "(" + _canonical(p["components"]) + ")" + t[len("tuple"):]
+        return t + (" indexed" if p.get("indexed") else "")
+    return ",".join(one(p) for p in params)
+
+
+def _entries(abi):
+    out = {}
+    for e in abi:
+        if e["type"] in ("function", "event", "error"):
+            out[(e["type"], e["name"], _canonical(e.get("inputs", [])))] = (
+                _canonical(e.get("outputs", [])), e.get("stateMutability"), e.get("anonymous"))
+    return out
+
+
+def test_our_abi_contains_every_interface_function_event_and_error_with_identical_types():
+    from contracts.artifacts import load_artifact
+
+    basic, ours = _entries(load_artifact(BASIC).abi), _entries(load_artifact(VAULT).abi)
+    missing = {k: v for k, v in basic.items() if ours.get(k) != v}
+    assert not missing, missing
+    extensions = {k[1] for k in set(ours) - set(basic)}
+    assert extensions == {"issueCredentialBatch", "revokeCredentialBatch", "supportsInterface",
+                          "BatchLengthMismatch"}
+    assert len([k for k in basic if k[0] == "error"]) == 13
+    assert len([k for k in basic if k[0] == "event"]) == 7
