@@ -95,7 +95,8 @@ class DevChain:
         self.block_time = block_time
         self.no_mining = no_mining
         self.gas_limit = gas_limit
-        self.state_path = Path(state_path) if state_path is not None else None
+        # resolved against the caller's cwd now (anvil itself runs with cwd = project root)
+        self.state_path = Path(state_path).resolve() if state_path is not None else None
         self.port = port
         self.startup_timeout = startup_timeout
         self.extra_args = list(extra_args or [])
@@ -143,6 +144,7 @@ class DevChain:
         if self.no_mining:
             cmd.append("--no-mining")
         if self.state_path is not None:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
             cmd += ["--state", str(self.state_path)]
         return cmd + self.extra_args
 
