@@ -54,6 +54,7 @@ class Signer:
         self.chain_id = 0
         self.batch_extension = False
         self._base_uris: dict[int, str] = {}
+        self._batch_limit = settings.batch_size
 
     # ---- start-up ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -244,7 +245,7 @@ class Signer:
         """Pick one group of ready jobs, pre-flight it, sign and send it. Returns transactions sent."""
         self._hold_checked = time.monotonic()
         with session_scope(self.engine) as s:
-            size = self.settings.batch_size if self.batch_extension else min(room, self.settings.batch_size)
+            size = self._batch_limit if self.batch_extension else min(room, self.settings.batch_size)
             jobs = packer.next_ready_jobs(s, size)
             if not jobs:
                 return 0
@@ -254,6 +255,9 @@ class Signer:
             else:
                 calls = packer.single_calls(jobs, base_uri)
             sims = simulate_many(self.rpc, self.address, self.vault, [c.data for c in calls], with_gas=True)
+            if self.batch_extension and sims[0].ok and sims[0].gas > self.settings.max_tx_gas and len(jobs) > 1:
+                self._batch_limit = max(1, len(jobs) // 2)
+                return self._fill_once(room)
             condition = next((sim.revert for sim in sims if not sim.ok and sim.revert.is_condition), None)
             if condition:
                 self._set_hold(s, condition.message)

@@ -1,0 +1,267 @@
+"""The `blockproof` command line (clig.dev): messages on stderr, data on stdout, distinct exit codes."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID, EXIT_PARTIAL = 0, 1, 2, 3, 4
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _context():
+    from blockproof.settings import get_settings
+    from models.db import engine_for, migrate
+
+    settings = get_settings()
+    migrate(settings.database_url)
+    return settings, engine_for(settings.database_url)
+
+
+def cmd_upload(args) -> int:
+    from producers.error_report import write_error_report
+    from producers.records import CsvFileError
+    from producers.upload import commit, plan
+
+    settings, engine = _context()
+    try:
+        report, rows = plan(args.file, filename=args.file, institution=args.institution, settings=settings, engine=engine,
+                            check_chain=not args.no_chain_check)
+    except CsvFileError as exc:
+        _err(f"error: {exc}")
+        return EXIT_INVALID
+    except FileNotFoundError:
+        _err(f"error: {args.file} does not exist")
+        return EXIT_USAGE
+    if args.errors_out and report.errors:
+        write_error_report(report.errors, args.errors_out)
+    if not args.dry_run:
+        report = commit(report, rows, settings=settings, engine=engine, reject_on_invalid=args.reject_on_invalid)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for error in report.errors[:50]:
+            _err(error.message)
+        if len(report.errors) > 50:
+            _err(f"… and {len(report.errors) - 50} more (use --errors-out FILE for all of them)")
+        for warning in report.warnings:
+            _err(f"warning: {warning}")
+        mode = "dry run, nothing written" if report.dry_run else (
+            "rejected, nothing written" if report.rejected else f"batch {report.batch_id}, {report.queued} queued")
+        _err(f"{report.total_rows} rows: {report.new} new, {report.duplicate} uploaded before, "
+             f"{report.already_issued} already on chain, {report.invalid} invalid ({mode})")
+    if report.rejected or (report.errors and args.dry_run):
+        return EXIT_INVALID
+    return EXIT_PARTIAL if report.errors else EXIT_OK
+
+
+def cmd_status(args) -> int:
+    from sqlalchemy import select
+
+    from blockproof import status
+    from models.alerts import open_alerts
+    from models.tables import Batch
+
+    _, engine = _context()
+    from sqlmodel import Session
+
+    with Session(engine) as s:
+        if args.batch is not None:
+            batch = s.get(Batch, args.batch)
+            if batch is None:
+                _err(f"error: batch {args.batch} does not exist")
+                return EXIT_USAGE
+            data = {"batch": status.batch_summary(s, batch), "gas_per_credential": status.gas_per_credential(s, batch.id)}
+        else:
+            batches = s.execute(select(Batch).order_by(Batch.id.desc()).limit(20)).scalars().all()
+            data = {"batches": [status.batch_summary(s, b) for b in batches], "signers": status.signer_panel(s),
+                    "indexer": status.indexer_panel(s),
+                    "alerts": [{"kind": a.kind, "message": a.message} for a in open_alerts(s)]}
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return EXIT_OK
+    for b in [data["batch"]] if "batch" in data else data["batches"]:
+        print(f"batch {b['id']:>5}  {b['kind']:<6} {b['filename'][:40]:<40} {b['progress']}")
+    for signer in data.get("signers", []):
+        hold = f"  ON HOLD: {signer['hold_reason']}" if signer["hold_reason"] else ""
+        print(f"signer {signer['address']}  balance {signer['balance_wei'] / 1e18:.4f} ETH  nonce local "
+              f"{signer['local_nonce']} / chain {signer['chain_nonce']}  in flight {signer['in_flight']}{hold}")
+    if data.get("indexer"):
+        ix = data["indexer"]
+        print(f"indexer head {ix['head']}  indexed {ix['last_indexed']}  lag {ix['lag']}"
+              + (f"  HALTED: {ix['halted_reason']}" if ix["halted_reason"] else ""))
+    for alert in data.get("alerts", []):
+        _err(f"alert [{alert['kind']}]: {alert['message']}")
+    return EXIT_OK
+
+
+def cmd_signer(args) -> int:
+    from workers.signer.main import run_signer
+
+    run_signer()
+    return EXIT_OK
+
+
+def cmd_consumer(args) -> int:
+    from workers.consumer.follower import resync_from
+    from workers.consumer.main import run_consumer
+
+    settings, engine = _context()
+    if args.resync_from is not None:
+        resync_from(engine, args.resync_from)
+        _err(f"consumer checkpoint moved back to block {args.resync_from}; events after it will be ingested again")
+        return EXIT_OK
+    run_consumer(settings)
+    return EXIT_OK
+
+
+def cmd_retry(args) -> int:
+    from sqlmodel import Session
+
+    from producers.retry import retry_jobs, retryable_ids
+
+    settings, engine = _context()
+    ids = list(args.job or [])
+    if args.batch is not None:
+        with Session(engine) as s:
+            ids += retryable_ids(s, batch_id=args.batch)
+    if not ids:
+        _err("nothing to retry")
+        return EXIT_OK
+    result = retry_jobs(ids, settings=settings, engine=engine)
+    _err(f"{len(result.requeued)} re-queued, {len(result.already_on_chain)} already on chain (not re-sent), "
+         f"{len(result.skipped)} not failed (left alone)")
+    return EXIT_OK
+
+
+def cmd_revoke(args) -> int:
+    from producers.revocations import RevocationRequest, revoke
+
+    settings, engine = _context()
+    report = revoke([RevocationRequest(line=1, reason=args.reason, credential_id=args.credential)],
+                    settings=settings, engine=engine)
+    for e in report.errors:
+        _err(f"error: credential {e.value} {e.reason}")
+    if report.errors:
+        return EXIT_INVALID
+    _err(f"revocation queued (batch {report.batch_id})" if report.created else "this revocation was requested already")
+    return EXIT_OK
+
+
+def cmd_verify(args) -> int:
+    from blockproof.verify import credential_status
+
+    settings, engine = _context()
+    result = credential_status(args.credential_id, fingerprint=args.fingerprint, settings=settings, engine=engine)
+    print(json.dumps(result, indent=2))
+    return EXIT_OK if result.get("exists") and result.get("valid") and result.get("fingerprint_matches", True) else EXIT_INVALID
+
+
+def cmd_requeue(args) -> int:
+    from producers.upload import enqueue_batch
+
+    settings, engine = _context()
+    n = enqueue_batch(args.batch, settings=settings, engine=engine, include_queued=True)
+    _err(f"{n} job(s) published again")
+    return EXIT_OK
+
+
+def cmd_chain(args) -> int:
+    from blockproof.devchain_cli import chain_up
+
+    return chain_up(port=args.port, block_time=args.block_time)
+
+
+def cmd_demo(args) -> int:
+    from blockproof.demo import run_demo
+
+    return run_demo(csv_path=args.file, block_time=args.block_time)
+
+
+def cmd_web(args) -> int:
+    from web.app import serve
+
+    serve(host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="blockproof", description="Issue academic credentials on chain in bulk.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    u = sub.add_parser("upload", help="validate a graduation-list CSV and queue its rows")
+    u.add_argument("file")
+    u.add_argument("--institution", help="institution address (else the file's institution column)")
+    u.add_argument("--dry-run", action="store_true", help="report only: write and queue nothing")
+    u.add_argument("--errors-out", metavar="FILE", help="write every invalid row to this CSV")
+    u.add_argument("--reject-on-invalid", action="store_true", help="queue nothing if any row is invalid")
+    u.add_argument("--no-chain-check", action="store_true", help="skip the fingerprintUsed check on chain")
+    u.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    u.set_defaults(func=cmd_upload)
+
+    st = sub.add_parser("status", help="batches, signer and indexer at a glance")
+    st.add_argument("batch", nargs="?", type=int)
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
+    sub.add_parser("signer", help="run the signer worker (one per key)").set_defaults(func=cmd_signer)
+    c = sub.add_parser("consumer", help="run the event consumer")
+    c.add_argument("--resync-from", type=int, metavar="BLOCK", help="after a deep-reorg alert: re-ingest after BLOCK")
+    c.set_defaults(func=cmd_consumer)
+
+    r = sub.add_parser("retry", help="retry failed or dead jobs (checks the chain first)")
+    r.add_argument("--job", type=int, action="append", help="a job id (repeatable)")
+    r.add_argument("--batch", type=int, help="every failed or dead job of this batch")
+    r.set_defaults(func=cmd_retry)
+
+    rv = sub.add_parser("revoke", help="revoke a credential")
+    rv.add_argument("credential", type=int)
+    rv.add_argument("--reason", required=True)
+    rv.set_defaults(func=cmd_revoke)
+
+    v = sub.add_parser("verify", help="is credential N valid (and does this fingerprint match)?")
+    v.add_argument("credential_id", type=int)
+    v.add_argument("--fingerprint")
+    v.set_defaults(func=cmd_verify)
+
+    rq = sub.add_parser("requeue", help="publish a batch's unsent jobs again (after a broker outage)")
+    rq.add_argument("batch", type=int)
+    rq.set_defaults(func=cmd_requeue)
+
+    ch = sub.add_parser("chain", help="start a local dev chain, deploy the contract, write var/dev.env")
+    ch.add_argument("--port", type=int, default=8545)
+    ch.add_argument("--block-time", type=float, default=1.0)
+    ch.set_defaults(func=cmd_chain)
+
+    d = sub.add_parser("demo", help="the whole pipeline on a local dev chain, end to end")
+    d.add_argument("--file", default="examples/graduates.csv")
+    d.add_argument("--block-time", type=float, default=1.0)
+    d.set_defaults(func=cmd_demo)
+
+    w = sub.add_parser("web", help="serve the UI and HTTP API")
+    w.add_argument("--host", default="127.0.0.1")
+    w.add_argument("--port", type=int, default=8000)
+    w.set_defaults(func=cmd_web)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("pika", "alembic", "dramatiq.worker.ConsumerThread"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

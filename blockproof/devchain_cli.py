@@ -1,0 +1,37 @@
+"""`blockproof chain`: a local dev chain with the contract deployed, for trying the pipeline by hand."""
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+from blockproof.devchain import DevChain, deploy_dev_environment
+
+DEV_ENV = Path("var/dev.env")
+
+
+def write_dev_env(rpc_url: str, env, deploy_block: int, path: Path = DEV_ENV) -> None:
+    """Settings for the other commands. The key is Anvil's well-known dev account 2, never a real one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"BLOCKPROOF_RPC_URL={rpc_url}\nBLOCKPROOF_VAULT_ADDRESS={env.vault_address}\n"
+        f"BLOCKPROOF_VAULT_DEPLOY_BLOCK={deploy_block}\nBLOCKPROOF_SIGNER_KEY={env.signer_key}\n"
+    )
+    path.chmod(0o600)
+
+
+def chain_up(*, port: int, block_time: float) -> int:
+    chain = DevChain(block_time=block_time, port=port, state_path="var/anvil-state.json")
+    chain.start()
+    try:
+        start_block = chain.w3.eth.block_number
+        env = deploy_dev_environment(chain)
+        write_dev_env(chain.rpc_url, env, start_block)
+        print(f"dev chain on {chain.rpc_url}; vault {env.vault_address}; institution {env.institution_address}; "
+              f"signer {env.signer_address}. Settings written to {DEV_ENV}. Ctrl-C stops it.", file=sys.stderr)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        chain.stop()
+    return 0

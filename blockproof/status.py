@@ -1,0 +1,71 @@
+"""Read-side queries shared by the CLI, the HTTP API and the UI."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from models.states import JobState
+from models.tables import Batch, ChainTransaction, ConsumerCheckpoint, Job, SignerState
+
+
+def batch_counts(session: Session, batch_id: int | None = None) -> dict[str, int]:
+    query = select(Job.state, func.count()).group_by(Job.state)
+    if batch_id is not None:
+        query = query.where(Job.batch_id == batch_id)
+    counts = {s.value: 0 for s in JobState}
+    counts.update({state: n for state, n in session.execute(query).all()})
+    return counts
+
+
+def summarize_counts(counts: dict[str, int]) -> dict[str, int]:
+    total = sum(counts.values())
+    confirmed = counts.get("confirmed", 0)
+    failed = counts.get("failed", 0) + counts.get("dead", 0)
+    return {"total": total, "confirmed": confirmed, "failed": failed, "pending": total - confirmed - failed}
+
+
+def progress_line(counts: dict[str, int]) -> str:
+    s = summarize_counts(counts)
+    return f"{s['confirmed']}/{s['total']} confirmed · {s['pending']} pending · {s['failed']} failed"
+
+
+def batch_summary(session: Session, batch: Batch) -> dict:
+    counts = batch_counts(session, batch.id)
+    tx_rows = session.execute(
+        select(func.count(func.distinct(Job.transaction_id))).where(Job.batch_id == batch.id)
+    ).scalar_one()
+    return {"id": batch.id, "filename": batch.filename, "kind": batch.kind, "institution": batch.institution,
+            "created_at": batch.created_at.isoformat(), "paused": batch.paused, "rows": batch.row_count,
+            "invalid": batch.invalid_count, "duplicates": batch.duplicate_count, "counts": counts,
+            "transactions": tx_rows, **summarize_counts(counts), "progress": progress_line(counts)}
+
+
+def gas_per_credential(session: Session, batch_id: int | None = None) -> float | None:
+    query = select(func.sum(ChainTransaction.gas_used), func.sum(ChainTransaction.job_count)).where(
+        ChainTransaction.status == "mined")
+    if batch_id is not None:
+        tx_ids = select(Job.transaction_id).where(Job.batch_id == batch_id).distinct()
+        query = query.where(ChainTransaction.id.in_(tx_ids))
+    gas, jobs = session.execute(query).one()
+    return (gas / jobs) if gas and jobs else None
+
+
+def signer_panel(session: Session) -> list[dict]:
+    rows = []
+    for state in session.execute(select(SignerState)).scalars():
+        in_flight = session.execute(select(func.count()).select_from(ChainTransaction).where(
+            ChainTransaction.signer == state.address, ChainTransaction.status == "pending")).scalar_one()
+        rows.append({"address": state.address, "balance_wei": int(state.balance_wei), "local_nonce": state.next_nonce,
+                     "chain_nonce": state.chain_nonce, "in_flight": in_flight, "paused": state.paused,
+                     "hold_reason": state.hold_reason,
+                     "heartbeat_at": state.heartbeat_at.isoformat() if state.heartbeat_at else None})
+    return rows
+
+
+def indexer_panel(session: Session) -> dict | None:
+    cp = session.execute(select(ConsumerCheckpoint)).scalars().first()
+    if cp is None:
+        return None
+    return {"head": cp.head_block, "last_indexed": cp.block_number, "lag": max(0, cp.head_block - cp.block_number),
+            "halted_reason": cp.halted_reason, "getlogs_chunk": cp.getlogs_chunk,
+            "updated_at": cp.updated_at.isoformat() if cp.updated_at else None}

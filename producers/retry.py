@@ -1,0 +1,48 @@
+"""A person's retry: check the chain first, then queue again. Pressing it twice changes nothing."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from blockproof.rpc import Rpc
+from blockproof.settings import Settings
+from models.db import session_scope
+from models.states import RETRYABLE_BY_PERSON, JobState
+from models.tables import Job
+from models.transitions import transition_many
+from producers.upload import _used_on_chain
+
+
+@dataclass
+class RetryResult:
+    requeued: list[int] = field(default_factory=list)
+    already_on_chain: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # not failed or dead
+
+
+def retryable_ids(session, *, batch_id: int) -> list[int]:
+    return list(session.execute(select(Job.id).where(
+        Job.batch_id == batch_id, Job.state.in_([s.value for s in RETRYABLE_BY_PERSON]))).scalars())
+
+
+def retry_jobs(job_ids: list[int], *, settings: Settings, engine, actor: str = "cli", publish=None) -> RetryResult:
+    result = RetryResult()
+    with session_scope(engine) as s:
+        jobs = list(s.execute(select(Job).where(Job.id.in_(job_ids))).scalars())
+        candidates = [j for j in jobs if j.state in {x.value for x in RETRYABLE_BY_PERSON}]
+        result.skipped = [j.id for j in jobs if j not in candidates]
+        issue_fps = [j.fingerprint for j in candidates if j.kind == "issue"]
+        used = _used_on_chain(Rpc(settings.rpc_url, settings.rpc_timeout_seconds), settings.vault_address, issue_fps) \
+            if issue_fps else set()
+        on_chain = [j.id for j in candidates if j.kind == "issue" and j.fingerprint in used]
+        result.already_on_chain = on_chain
+        to_queue = [j.id for j in candidates if j.id not in set(on_chain)]
+        result.requeued = transition_many(
+            s, to_queue, JobState.QUEUED, f"retried by {actor}", only_from=RETRYABLE_BY_PERSON,
+            error_code="", error_message="", retries=0, transaction_id=None, next_attempt_at=None)
+    if result.requeued:
+        if publish is None:
+            from workers.actors import publish_jobs as publish
+        publish(result.requeued, queue_name=settings.queue_name)
+    return result

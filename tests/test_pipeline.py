@@ -1,0 +1,61 @@
+"""The pipeline end to end against real RabbitMQ, Anvil, SQLite and PostgreSQL."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from blockproof.settings import PROJECT_ROOT
+from models.tables import ChainTransaction, Job
+
+GRADUATES = PROJECT_ROOT / "examples" / "graduates.csv"
+
+
+def test_a_thousand_rows_are_each_issued_exactly_once_and_jobs_match_the_chain(make_pipeline, database_url):
+    p = make_pipeline(database_url)
+    p.start("signer")
+    p.start("consumer")
+    report = p.upload(GRADUATES)
+    assert report.new == 1000 and report.queued == 1000
+    counts = p.wait_until_settled(1000, timeout=180)
+    assert counts == {"confirmed": 1000}
+    p.assert_exactly_once(1000)
+    p.assert_no_nonce_gap()
+    with Session(p.engine) as s:
+        batch_txs = s.execute(select(func.count()).select_from(ChainTransaction)).scalar_one()
+    assert batch_txs < 1000 / 10, "rows were not packed into batch transactions"
+
+
+def test_uploading_the_same_file_twice_creates_no_new_jobs_and_no_new_transactions(make_pipeline, sqlite_url):
+    p = make_pipeline(sqlite_url)
+    p.start("signer")
+    p.start("consumer")
+    first = p.upload(GRADUATES)
+    p.wait_until_settled(first.new, timeout=180)
+    with Session(p.engine) as s:
+        txs_before = s.execute(select(func.count()).select_from(ChainTransaction)).scalar_one()
+    second = p.upload(GRADUATES)
+    assert (second.new, second.duplicate, second.queued, second.batch_id) == (0, 1000, 0, None)
+    with Session(p.engine) as s:
+        assert s.execute(select(func.count()).select_from(Job)).scalar_one() == 1000
+        assert s.execute(select(func.count()).select_from(ChainTransaction)).scalar_one() == txs_before
+    p.assert_exactly_once(1000)
+
+
+def test_an_interface_only_contract_gets_one_issue_credential_per_transaction(make_pipeline, sqlite_url, tmp_path):
+    from tests.harness import write_csv
+
+    csv = write_csv(tmp_path / "small.csv", 150, seed=7)
+    p = make_pipeline(sqlite_url, artifact_name="BlockProofCredentialVaultBasic")
+    p.start("signer")
+    p.start("consumer")
+    report = p.upload(csv)
+    p.wait_until_settled(report.new, timeout=180)
+    p.assert_exactly_once(report.new)
+    p.assert_no_nonce_gap()
+    with Session(p.engine) as s:
+        kinds = set(s.execute(select(ChainTransaction.kind)).scalars())
+        txs = s.execute(select(func.count()).select_from(ChainTransaction)).scalar_one()
+    assert kinds == {"issue_single"} and txs == report.new
