@@ -176,6 +176,23 @@ def cmd_chain(args) -> int:
     return chain_up(port=args.port, block_time=args.block_time)
 
 
+def cmd_migrate(args) -> int:
+    _context()
+    _err("database schema is up to date")
+    return EXIT_OK
+
+
+def cmd_deploy(args) -> int:
+    from blockproof.devchain_cli import deploy_to_dev_node
+    from blockproof.settings import get_settings
+
+    if not args.dev:
+        _err("error: only --dev deployment (Anvil's well-known accounts) is built in; for a real network deploy "
+             "contracts/build/BlockProofCredentialVault.json with your own tooling and set BLOCKPROOF_VAULT_ADDRESS")
+        return EXIT_USAGE
+    return deploy_to_dev_node(get_settings().rpc_url)
+
+
 def cmd_demo(args) -> int:
     from blockproof.demo import run_demo
 
@@ -237,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--port", type=int, default=8545)
     ch.add_argument("--block-time", type=float, default=1.0)
     ch.set_defaults(func=cmd_chain)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    dp = sub.add_parser("deploy", help="deploy the contract to a dev node and write var/dev.env")
+    dp.add_argument("--dev", action="store_true", help="use Anvil's well-known dev accounts")
+    dp.set_defaults(func=cmd_deploy)
 
     d = sub.add_parser("demo", help="the whole pipeline on a local dev chain, end to end")
     d.add_argument("--file", default="examples/graduates.csv")

@@ -35,3 +35,28 @@ def chain_up(*, port: int, block_time: float) -> int:
     finally:
         chain.stop()
     return 0
+
+
+def deploy_to_dev_node(rpc_url: str) -> int:
+    """Deploy to an already running dev node (compose's anvil) with Anvil's well-known accounts."""
+    import time
+
+    from web3 import Web3
+
+    from blockproof.devchain import DevChain
+
+    chain = DevChain()
+    chain.port = int(rpc_url.rsplit(":", 1)[1].split("/")[0])
+    chain._w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    for _ in range(60):
+        if chain._w3.is_connected():
+            break
+        time.sleep(1)
+    if DEV_ENV.exists():
+        print(f"{DEV_ENV} exists: the contract was deployed already", file=sys.stderr)
+        return 0
+    start_block = chain._w3.eth.block_number
+    env = deploy_dev_environment(chain)
+    write_dev_env(rpc_url, env, start_block)
+    print(f"deployed vault {env.vault_address}; settings written to {DEV_ENV}", file=sys.stderr)
+    return 0

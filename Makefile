@@ -1,0 +1,39 @@
+# Every target sets up what it needs, idempotently, from a clean clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: deps test demo contracts bench chromium clean
+
+$(PY_STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -c requirements.lock -e '.[test]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright drives the system browser; nothing is downloaded by it)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+deps: $(PY_STAMP) $(NODE_STAMP)
+
+test: deps chromium
+	$(PY) -m pytest -q
+
+demo: deps
+	$(PY) -m blockproof.cli demo
+
+contracts: $(NODE_STAMP)
+	node contracts/compile.mjs
+
+bench: deps
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf var .pytest_cache
