@@ -15,7 +15,7 @@ import csv
 import random
 import sys
 
-from eth_utils import keccak, to_checksum_address
+from eth_hash.auto import keccak
 
 DEV_INSTITUTION = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # Anvil account 1
 HEADER = ["student_id", "student_name", "student_wallet", "degree", "major", "graduation_date", "institution"]
@@ -46,7 +46,10 @@ INVALID_KINDS = ("bad_checksum", "zero_address", "short_address", "impossible_da
 
 
 def wallet_for(student_id: str) -> str:
-    return to_checksum_address(keccak(text="blockproof-example:" + student_id)[-20:])
+    """EIP-55 address from keccak256 of the student id (checksum computed here, independently of producers)."""
+    body = keccak(("blockproof-example:" + student_id).encode("utf-8"))[-20:].hex()
+    digest = keccak(body.encode("ascii")).hex()
+    return "0x" + "".join(c.upper() if int(h, 16) >= 8 else c for c, h in zip(body, digest))
 
 
 def valid_row(rng: random.Random, index: int, institution: str) -> list[str]:
