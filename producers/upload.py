@@ -139,12 +139,14 @@ def commit(report: UploadReport, rows: pd.DataFrame, *, settings: Settings, engi
     return report
 
 
-def enqueue_batch(batch_id: int, *, settings: Settings, engine, publish=None) -> int:
-    """Publish every not-yet-queued job of a batch, then mark it queued. Safe to run again."""
+def enqueue_batch(batch_id: int, *, settings: Settings, engine, publish=None, include_queued: bool = False) -> int:
+    """Publish every not-yet-queued job of a batch (and, after a broker outage, the queued ones), then mark it
+    queued. Safe to run again: the signer ignores a job it has taken already."""
     if publish is None:
         from workers.actors import publish_jobs as publish
     with session_scope(engine) as s:
-        ids = list(s.execute(select(Job.id).where(Job.batch_id == batch_id, Job.state == JobState.VALIDATED.value)
+        states = [JobState.VALIDATED.value] + ([JobState.QUEUED.value] if include_queued else [])
+        ids = list(s.execute(select(Job.id).where(Job.batch_id == batch_id, Job.state.in_(states))
                              .order_by(Job.id)).scalars())
     if not ids:
         return 0
