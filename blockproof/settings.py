@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     retry_backoff_max_seconds: float = Field(300.0, description="retry delay ceiling")
     signer_poll_seconds: float = Field(0.2, description="signer loop idle sleep")
     rpc_timeout_seconds: float = Field(10.0, description="JSON-RPC request timeout")
+    unknown_send_retry_seconds: float = Field(
+        1.0, description="after a broadcast with an unknown outcome (timeout, node down), re-send the identical bytes this soon")
+
+    # fault injection (tests only; never set in production)
+    fault_kill_after_sign: bool = Field(
+        False, description="FAULT INJECTION for tests: read once at signer start-up; the signer process exits "
+        "(os._exit) right after committing its first signed attempts and before broadcasting them")
 
     # event consumer tunables
     confirmations: int = Field(3, description="blocks on top of an event's block before its job is confirmed")
