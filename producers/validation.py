@@ -6,118 +6,22 @@ validated in bounded memory; only a compact array of fingerprints spans the whol
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 from eth_hash.auto import keccak
 
-from producers.columns import REQUIRED
+from producers.columns import (  # noqa: F401  (field rules re-exported for callers)
+    MAX_LENGTH, REQUIRED, CONTROL, check_address, check_expiry, check_graduation_date, control_reason,
+    parse_date, to_checksum,
+)
 from producers.csv_reader import iter_raw_chunks
 from producers.records import CsvFileError, RowError
 
 COLUMNS = REQUIRED  # ("student_id", "student_name", "student_wallet", "degree", "major", "graduation_date")
-MAX_LENGTH = {"student_id": 64, "student_name": 200, "degree": 200, "major": 200}
 ROW_COLUMNS = ["line", *COLUMNS, "institution", "expires_at", "document", "fingerprint"]
-EARLIEST = dt.date(1900, 1, 1)
-_ADDRESS = re.compile(r"0[xX][0-9a-fA-F]{40}\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_MONTHS = {m: i for i, names in enumerate(
-    ["jan january", "feb february", "mar march", "apr april", "may", "jun june", "jul july",
-     "aug august", "sep sept september", "oct october", "nov november", "dec december"], 1)
-    for m in names.split()}
-_NUMERIC = [  # (pattern, group order as (year, month, day))
-    (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})\Z"), (1, 2, 3)),
-    (re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})\Z"), (1, 2, 3)),
-    (re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})\Z"), (3, 2, 1)),
-]
-_DAY_MONTH = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?\.?[\s-]+([a-z]+)\.?,?[\s-]+(\d{4})\Z", re.I)
-_MONTH_DAY = re.compile(r"([a-z]+)\.?[\s-]+(\d{1,2})(?:st|nd|rd|th)?,?[\s-]+(\d{4})\Z", re.I)
-_AMBIGUOUS = re.compile(r"\d{1,2}[/-]\d{1,2}[/-]\d{2,4}\Z")
-NOT_A_DATE = "is not a date; use YYYY-MM-DD"
-AMBIGUOUS = "is ambiguous (day/month or month/day?); use YYYY-MM-DD"
-
-
-def to_checksum(body: str) -> str:
-    """EIP-55 checksum of 40 lowercase hex digits (same result as eth_utils.to_checksum_address, faster)."""
-    digest = keccak(body.encode("ascii")).hex()
-    return "0x" + "".join(c.upper() if h >= "8" else c for c, h in zip(body, digest))
-
-
-def check_address(value: str) -> tuple[str | None, str | None]:
-    """(EIP-55 address, None) or (None, reason)."""
-    if not _ADDRESS.match(value):
-        return None, "is not an Ethereum address"
-    body = value[2:]
-    if not body.strip("0"):
-        return None, "is the zero address"
-    checksummed = to_checksum(body.lower())
-    if body not in (body.lower(), body.upper()) and "0x" + body != checksummed:
-        return None, f"checksum is wrong; did you mean {checksummed}?"
-    return checksummed, None
-
-
-@lru_cache(maxsize=65536)
-def parse_date(value: str) -> tuple[dt.date | None, str | None]:
-    """(date, None) or (None, reason) for the accepted date spellings."""
-    parts = None
-    for pattern, order in _NUMERIC:
-        if m := pattern.match(value):
-            parts = tuple(int(m.group(i)) for i in order)
-    for pattern, (d, mo) in ((_DAY_MONTH, (1, 2)), (_MONTH_DAY, (2, 1))):
-        if (m := pattern.match(value)) and m.group(mo).lower() in _MONTHS:
-            parts = (int(m.group(3)), _MONTHS[m.group(mo).lower()], int(m.group(d)))
-    if parts is None:
-        return None, AMBIGUOUS if _AMBIGUOUS.match(value) else NOT_A_DATE
-    try:
-        return dt.date(*parts), None
-    except ValueError:
-        return None, "is not a real date"
-
-
-def check_graduation_date(value: str, today: dt.date) -> tuple[str | None, str | None]:
-    date, reason = parse_date(value)
-    if reason:
-        return None, reason
-    if date < EARLIEST:
-        return None, "is before 1900-01-01"
-    if date > _one_year_after(today):
-        return None, f"is more than one year after today ({today.isoformat()})"
-    return date.isoformat(), None
-
-
-def check_expiry(value: str, today: dt.date) -> tuple[int | None, str | None]:
-    """Unix seconds (a date means 00:00 UTC that day) that must fall after today."""
-    try:
-        if value.isdigit():
-            seconds = int(value)
-            date = dt.datetime.fromtimestamp(seconds, dt.timezone.utc).date()
-        else:
-            date, reason = parse_date(value)
-            if reason:
-                return None, "is not a date or a Unix timestamp; use YYYY-MM-DD" if reason == NOT_A_DATE else reason
-            seconds = int(dt.datetime(date.year, date.month, date.day, tzinfo=dt.timezone.utc).timestamp())
-    except (OverflowError, OSError, ValueError):
-        return None, "is not a date or a Unix timestamp; use YYYY-MM-DD"
-    if date <= today:
-        return None, f"must be after today ({today.isoformat()})"
-    return seconds, None
-
-
-def _one_year_after(today: dt.date) -> dt.date:
-    try:
-        return today.replace(year=today.year + 1)
-    except ValueError:  # 29 February
-        return today.replace(year=today.year + 1, day=28)
-
-
-def _control_reason(value: str) -> str:
-    return f"contains a control character (U+{ord(_CONTROL.search(value).group()):04X})"
-
-
 def _map_unique(values: pd.Series, func) -> tuple[pd.Series, pd.Series]:
     """Apply ``func`` (-> (result, reason)) once per distinct value; two aligned Series."""
     results = {v: func(v) for v in pd.unique(values)}
@@ -165,8 +69,8 @@ class _Validator:
             reason = pd.Series(np.where(s == "", "is required", None), index=f.index, dtype=object)
             todo = reason.isna()
             if col in MAX_LENGTH:
-                ctrl = todo & s.str.contains(_CONTROL)
-                reason[ctrl] = s[ctrl].map(_control_reason)
+                ctrl = todo & s.str.contains(CONTROL)
+                reason[ctrl] = s[ctrl].map(control_reason)
                 lengths = s.str.len()
                 long = todo & ~ctrl & (lengths > MAX_LENGTH[col])
                 reason[long] = lengths[long].map(lambda n, m=MAX_LENGTH[col]: f"is too long ({n} characters, at most {m})")

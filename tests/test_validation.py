@@ -77,7 +77,7 @@ def test_bad_checksum_message_names_the_corrected_address():
     ("14.06.2025", "2025-06-14"), ("14 June 2025", "2025-06-14"), ("14 Jun 2025", "2025-06-14"),
     ("June 14, 2025", "2025-06-14"), ("Jun 14 2025", "2025-06-14"), ("14-Jun-2025", "2025-06-14"),
     ("14th June 2025", "2025-06-14"), ("Sept. 1, 2025", "2025-09-01"), ("1900-01-01", "1900-01-01"),
-    ("2027-01-15", "2027-01-15"),
+    ("2027-01-15", "2027-01-15"), ("2025-06-14 00:00:00", "2025-06-14"), ("2025-06-14T00:00", "2025-06-14"),
 ])
 def test_accepted_dates(text, iso):
     assert value_of("graduation_date", graduation_date=text) == iso
@@ -90,7 +90,7 @@ def test_accepted_dates(text, iso):
     ("2023-02-30", "is not a real date"), ("31.04.2025", "is not a real date"),
     ("30 February 2024", "is not a real date"), ("2025-13-01", "is not a real date"),
     ("next June", "is not a date; use YYYY-MM-DD"), ("14 Juin 2025", "is not a date; use YYYY-MM-DD"),
-    ("20250614", "is not a date; use YYYY-MM-DD"),
+    ("20250614", "is not a date; use YYYY-MM-DD"), ("2025-06-14 13:30", "is not a date; use YYYY-MM-DD"),
     ("1899-12-31", "is before 1900-01-01"),
     ("2027-01-16", "is more than one year after today (2026-01-15)"),
 ])
