@@ -37,7 +37,7 @@ def should_retry(retries: int, exc: Exception) -> bool:
     """Only temporary failures are retried automatically, and only a bounded number of times."""
     settings = get_settings()
     temporary = isinstance(exc, (TemporaryFailure, RpcUnavailable, OperationalError))
-    return temporary and retries <= settings.max_retries
+    return temporary and retries < settings.max_retries
 
 
 def accept(job_ids: list[int]) -> None:

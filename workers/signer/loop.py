@@ -3,6 +3,7 @@ writes ahead, broadcasts, and keeps every sent transaction moving until it is mi
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from datetime import timedelta
@@ -55,6 +56,8 @@ class Signer:
         self.batch_extension = False
         self._base_uris: dict[int, str] = {}
         self._batch_limit = settings.batch_size
+        # fault injection for tests, read once at start-up (see Settings.fault_kill_after_sign)
+        self._kill_after_sign = settings.fault_kill_after_sign
 
     # ---- start-up ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -128,6 +131,8 @@ class Signer:
     # ---- receipts, resends, bumps --------------------------------------------------------
     def track(self) -> bool:
         chain_nonce = self.rpc.nonce(self.address, "latest")
+        self.chain_nonce = chain_nonce
+        filled = self.fill_gaps(chain_nonce)
         with session_scope(self.engine) as s:
             recent = self.head - self.settings.confirmations - 2
             txs = list(s.execute(
@@ -138,14 +143,16 @@ class Signer:
                 .order_by(ChainTransaction.nonce)
             ).scalars().all())
             if not txs:
-                return False
+                return filled
             attempts = list(s.execute(
                 select(TxAttempt).where(TxAttempt.transaction_id.in_([t.id for t in txs])).order_by(TxAttempt.id)
             ).scalars().all())
             receipts = self.rpc.batch([("eth_getTransactionReceipt", [a.tx_hash]) for a in attempts])
             by_tx: dict[int, list[tuple[TxAttempt, dict | None]]] = {}
+            unanswered: set[int] = set()  # transactions with a receipt lookup that failed: nothing is concluded
             for attempt, receipt in zip(attempts, receipts):
                 if isinstance(receipt, RpcError):
+                    unanswered.add(attempt.transaction_id)
                     receipt = None
                 by_tx.setdefault(attempt.transaction_id, []).append((attempt, receipt))
             changed = False
@@ -161,20 +168,65 @@ class Signer:
                     tracker.record_mined(s, tx, mined[0], mined[1], max_retries=self.settings.max_retries)
                     changed = True
                 elif tx.nonce < chain_nonce:
+                    if tx.id in unanswered:
+                        continue
+                    # the nonce is used and none of our attempts for it has a receipt: another transaction
+                    # from this key took it. Its jobs are signed anew (the contract refuses a fingerprint
+                    # twice, and pre-flight sees it, so a job can never be issued twice this way).
                     tracker.record_superseded(s, tx)
                     changed = True
                 elif pairs:
                     changed |= self._keep_moving(s, tx, pairs[-1][0])
-            return changed
+            return changed or filled
+
+    # ---- nonce gaps ----------------------------------------------------------------------
+    def fill_gaps(self, chain_nonce: int) -> bool:
+        """A nonce between the chain's and our next one with no live transaction (a lost record, a
+        transaction a reorg orphaned after it was superseded) blocks everything behind it: fill it
+        with a no-op self-transfer, signed and written ahead like any other transaction."""
+        with session_scope(self.engine) as s:
+            state = s.get(SignerState, self.address)
+            if state is None or state.next_nonce <= chain_nonce:
+                return False
+            occupied = set(s.execute(select(ChainTransaction.nonce).where(
+                ChainTransaction.signer == self.address, ChainTransaction.nonce >= chain_nonce,
+                ChainTransaction.status.in_(["pending", "mined", "reverted"]))).scalars())
+            missing = [n for n in range(chain_nonce, state.next_nonce) if n not in occupied]
+            if not missing:
+                return False
+            max_fee, tip = self._initial_fees()
+            made = []
+            for n in missing[:50]:
+                tx = ChainTransaction(signer=self.address, nonce=n, kind="noop", to_address=self.address,
+                                      data="0x", gas_limit=21_000, job_count=0)
+                s.add(tx)
+                s.flush()
+                made.append((tx, sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx,
+                                                    max_fee=max_fee, tip=tip)))
+            s.commit()  # write-ahead
+            log.warning("nonce gap: %s had no transaction; filling with no-op self-transfers", missing[:50])
+            for tx, attempt in made:
+                self._send(s, tx, attempt)
+            return True
+
+    def _initial_fees(self) -> tuple[int, int]:
+        settings = self.settings
+        return fees.initial_fees(base_fee=self.base_fee, tip=int(settings.priority_fee_gwei * GWEI),
+                                 base_fee_multiplier=settings.base_fee_multiplier,
+                                 ceiling=int(settings.max_fee_gwei * GWEI))
 
     def _keep_moving(self, s: Session, tx: ChainTransaction, latest: TxAttempt) -> bool:
+        """Re-send the latest attempt's identical bytes when it is due (never sent since a crash, dropped,
+        unknown outcome); sign a replacement with higher fees when it is stuck or was refused as underpriced."""
         settings = self.settings
-        if latest.status != "signed" and not tracker.due_for_resend(tx, settings.resend_after_seconds):
+        if not tracker.due_for_resend(tx, settings.resend_after_seconds):
             return False
-        needs_bump = latest.status != "signed" and (
+        refused_as_cheap = latest.status == "signed" and latest.last_error.startswith(
+            (SendOutcome.REPLACEMENT_UNDERPRICED.value, SendOutcome.FEE_TOO_LOW.value))
+        needs_bump = refused_as_cheap or (latest.status != "signed" and (
             fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee)
             or tracker.due_for_bump(latest, settings.resend_after_seconds)
-        )
+        ))
         if needs_bump:
             bumped = fees.bumped_fees(
                 max_fee=int(latest.max_fee_per_gas), tip=int(latest.max_priority_fee_per_gas),
@@ -204,11 +256,18 @@ class Signer:
         elif outcome is SendOutcome.INSUFFICIENT_FUNDS:
             self._set_hold(s, f"Insufficient funds: the signer {self.address} cannot pay for its transactions "
                               f"(balance {self.balance / 10**18:.6f} ETH). Jobs wait; issuance resumes once funded.")
-        elif outcome in (SendOutcome.UNKNOWN, SendOutcome.FEE_TOO_LOW):
-            # unknown outcome: try the identical bytes again soon; fee too low: bump on the next pass
-            tx.last_sent_at = now - timedelta(seconds=self.settings.resend_after_seconds)
+        elif outcome is SendOutcome.NONCE_TOO_LOW:
+            self._facts_at = 0.0  # the next pass reads the chain's nonce and receipts afresh
+        if outcome in (SendOutcome.UNKNOWN, SendOutcome.FEE_TOO_LOW, SendOutcome.REPLACEMENT_UNDERPRICED,
+                       SendOutcome.INSUFFICIENT_FUNDS, SendOutcome.NONCE_TOO_LOW):
+            # unknown outcome: the identical bytes again soon; refused as too cheap: a replacement soon;
+            # no funds: try again soon (the hold shows why); nonce too low: the receipt check decides
+            soon = max(0.0, self.settings.resend_after_seconds - self.settings.unknown_send_retry_seconds)
+            tx.last_sent_at = now - timedelta(seconds=soon)
         if outcome is not SendOutcome.ACCEPTED:
-            attempt.last_error = error[:500]
+            attempt.last_error = f"{outcome.value}: {error}"[:500]
+        else:
+            attempt.last_error = ""
         s.add(tx)
         s.add(attempt)
         return outcome
@@ -298,9 +357,8 @@ class Signer:
         bad = [(c.jobs[0], sim.revert) for c, sim in zip(singles, sims) if not sim.ok and not sim.revert.is_condition]
         for job, revert in bad:
             self._fail(s, [job], revert)
-        if not bad:  # the batch reverts but no row does alone: send them one by one
-            for job in jobs:
-                job.next_attempt_at = None
+        if not bad:  # the batch reverts but no row does alone: smaller batches from now on
+            self._batch_limit = max(1, len(jobs) // 2)
         s.commit()
 
     def _fail(self, s: Session, jobs: list[Job], revert: Revert) -> None:
@@ -308,10 +366,7 @@ class Signer:
                         error_code=revert.code, error_message=revert.message, retryable=revert.retryable)
 
     def _sign_and_send(self, s: Session, ready: list[tuple[packer.Call, int]]) -> int:
-        settings = self.settings
-        tip = int(settings.priority_fee_gwei * GWEI)
-        max_fee, tip = fees.initial_fees(base_fee=self.base_fee, tip=tip, base_fee_multiplier=settings.base_fee_multiplier,
-                                         ceiling=int(settings.max_fee_gwei * GWEI))
+        max_fee, tip = self._initial_fees()
         need = sum(int(gas * 1.1) + 20_000 for _, gas in ready) * max_fee
         if need > self.balance:
             self._set_hold(s, f"Insufficient funds: the signer {self.address} has {self.balance / 10**18:.6f} ETH "
@@ -320,7 +375,8 @@ class Signer:
             return -1
         sent_pairs = []
         for call, gas in ready:
-            tx = ChainTransaction(signer=self.address, nonce=nonce.reserve(s, self.address), kind=call.kind,
+            tx = ChainTransaction(signer=self.address, nonce=nonce.reserve(s, self.address, self.chain_nonce),
+                                  kind=call.kind,
                                   to_address=self.vault, data=call.data, gas_limit=int(gas * 1.1) + 20_000,
                                   job_count=len(call.jobs))
             s.add(tx)
@@ -330,6 +386,11 @@ class Signer:
                             only_from=[JobState.READY], transaction_id=tx.id, tx_hash=attempt.tx_hash)
             sent_pairs.append((tx, attempt))
         s.commit()  # write-ahead: every signed attempt is on disk before any is broadcast
+        if self._kill_after_sign:
+            log.error("FAULT INJECTION (BLOCKPROOF_FAULT_KILL_AFTER_SIGN): exiting after the write-ahead commit of "
+                      "nonces %s, before broadcast", [tx.nonce for tx, _ in sent_pairs])
+            logging.shutdown()
+            os._exit(86)
         for tx, attempt in sent_pairs:
             outcome = self._send(s, tx, attempt)
             if outcome is SendOutcome.INSUFFICIENT_FUNDS:

@@ -27,9 +27,10 @@ def load_state(session: Session, rpc: Rpc, address: str) -> SignerState:
     return state
 
 
-def reserve(session: Session, address: str) -> int:
+def reserve(session: Session, address: str, chain_nonce: int = 0) -> int:
+    """The next nonce: ours, unless the chain has moved past it (the key was used elsewhere)."""
     state = session.get(SignerState, address, with_for_update=True)
-    nonce = state.next_nonce
+    nonce = max(state.next_nonce, chain_nonce)
     state.next_nonce = nonce + 1
     session.add(state)
     return nonce
