@@ -61,12 +61,16 @@ class Settings(BaseSettings):
         "(os._exit) right after committing its first signed attempts and before broadcasting them")
 
     # event consumer tunables
-    confirmations: int = Field(3, description="blocks on top of an event's block before its job is confirmed")
+    confirmations: int = Field(
+        3, description="confirmations an event needs before its job is confirmed (its own block counts as one)")
     finality_depth: int = Field(64, description="a reorg deeper than this stops the consumer and raises an alert")
     getlogs_chunk: int = Field(1000, description="starting eth_getLogs block range; halves on range errors")
     getlogs_chunk_max: int = Field(10_000, description="eth_getLogs block range ceiling when growing back")
     consumer_poll_seconds: float = Field(0.5, description="event consumer poll interval")
     missing_event_blocks: int = Field(20, description="report a mined job whose event has not appeared after this many blocks")
+    fault_kill_before_checkpoint: int = Field(
+        0, description="TESTING ONLY: the consumer SIGKILLs itself on the Nth range whose events it inserted, "
+                       "before moving the checkpoint (0 = off)")
 
     # web
     web_secret: SecretStr | None = Field(None, description="session signing secret (required in production)")

@@ -1,33 +1,53 @@
-"""The event consumer: follows CredentialIssued / CredentialRevoked from a checkpoint, detects
-reorgs by block hash, stores events idempotently and reconciles jobs."""
+"""The event consumer: follows CredentialIssued / CredentialRevoked from a checkpoint, stores them idempotently,
+detects reorgs by block hash and parent hash, and reconciles jobs with what the canonical chain says.
+
+Every poll:
+1. the checkpoint block's hash is compared with the chain; if it changed, the common ancestor is found from the
+   stored block hashes, everything after it is forgotten (events, hashes, job states) and read again. A reorg
+   deeper than `finality_depth` halts the consumer with a `deep_reorg` alert instead; nothing is rewritten.
+2. the next range is read with eth_getLogs (chunked; halves on range errors, grows back when calm), then the
+   headers of the blocks involved are fetched in one batch and checked: each log's block hash, the first new
+   block's parent hash against the checkpoint, the parent links near the head, and the head itself unchanged.
+   A mismatch means the chain moved mid-read: nothing is written and the range is read again.
+3. events, block hashes, job updates and the checkpoint are written in ONE database transaction.
+"""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
+import time
 
+from eth_utils import to_checksum_address
 from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from blockproof import vault
 from blockproof.errors import RpcError, RpcUnavailable
 from blockproof.rpc import Rpc
 from blockproof.settings import Settings
-from eth_utils import to_checksum_address
-from models.alerts import raise_alert
+from models.alerts import raise_alert, resolve_alerts
 from models.db import session_scope
 from models.states import utcnow
 from models.tables import ConsumerCheckpoint, CredentialEvent, IndexedBlock, RevocationEvent
 from workers.consumer import reconcile
+from workers.consumer.decode import rows_from_logs
 from workers.consumer.logs import ChunkSizer, fetch_range
-from workers.consumer.store import insert_ignoring_duplicates
+from workers.consumer.store import insert_ignoring_duplicates, upsert
 
 log = logging.getLogger("blockproof.consumer")
 CHECKPOINT = "vault-events"
+RECONCILE_EVERY_SECONDS = 5.0
+HEADER_BATCH = 200
 
 
 class DeepReorg(Exception):
     """The chain replaced blocks deeper than the finality depth: stop and ask a person."""
+
+
+class ChainMoved(Exception):
+    """The chain changed while a range was being read; the range is read again."""
 
 
 class Follower:
@@ -36,8 +56,10 @@ class Follower:
         self.engine = engine
         self.rpc = rpc or Rpc(settings.rpc_url, settings.rpc_timeout_seconds)
         self.vault = to_checksum_address(settings.vault_address)
-        self.sizer = ChunkSizer(settings.getlogs_chunk, settings.getlogs_chunk_max)
+        self.sizer = ChunkSizer(settings.getlogs_chunk, max(settings.getlogs_chunk, settings.getlogs_chunk_max))
         self.stop_event = threading.Event()
+        self.ranges_written = 0
+        self._reconciled_at = 0.0
 
     def checkpoint(self, s: Session) -> ConsumerCheckpoint:
         cp = s.get(ConsumerCheckpoint, CHECKPOINT)
@@ -47,6 +69,7 @@ class Follower:
             s.flush()
         return cp
 
+    # ---- the loop ------------------------------------------------------------------------
     def run(self) -> None:
         backoff = 0.5
         while not self.stop_event.is_set():
@@ -64,121 +87,186 @@ class Follower:
     def stop(self) -> None:
         self.stop_event.set()
 
+    def catch_up(self, max_steps: int = 100_000) -> None:
+        """Step until the checkpoint reaches the head (or the consumer halts). For tools and tests."""
+        for _ in range(max_steps):
+            if self.step():
+                return
+        raise RuntimeError(f"not caught up after {max_steps} steps")
+
     def step(self) -> bool:
         """Ingest one range. Returns True when caught up with the head (or halted)."""
-        head = self.rpc.block_number()
+        latest = self.rpc.get_block("latest")
+        head, head_hash = int(latest["number"], 16), latest["hash"]
         with session_scope(self.engine) as s:
             cp = self.checkpoint(s)
             if cp.halted_reason:
                 return True
             try:
-                self._check_reorg(s, cp)
+                self._check_reorg(s, cp, head)
             except DeepReorg as exc:
                 cp.halted_reason = str(exc)
+                cp.updated_at = utcnow()
                 raise_alert(s, "deep_reorg", CHECKPOINT, str(exc))
                 log.error("%s", exc)
                 return True
             cp.head_block = head
-            start = cp.block_number + 1
+            start, known_hash = cp.block_number + 1, cp.block_hash
             if start > head:
                 reconcile.confirm_deep_enough(s, head, self.settings.confirmations)
                 cp.updated_at = utcnow()
+                self._maybe_reconcile(s, head)
                 return True
-        end_before = self.rpc.get_block(min(head, start + self.sizer.size - 1))
         stop, logs = fetch_range(self.rpc, self.vault, start, head, self.sizer)
-        end_block = self.rpc.get_block(stop)
-        if end_block is None or (stop == int(end_before["number"], 16) and end_block["hash"] != end_before["hash"]):
-            return False  # the chain moved under us mid-read; read the range again
+        try:
+            headers = self._checked_headers(start, stop, head, head_hash, known_hash, logs)
+        except ChainMoved as exc:
+            log.info("chain moved while reading blocks %s-%s (%s); reading again", start, stop, exc)
+            return False
+        issued, revoked = rows_from_logs(logs)
         with session_scope(self.engine) as s:
-            self._store(s, logs, end_block)
             cp = self.checkpoint(s)
-            cp.block_number = stop
-            cp.block_hash = end_block["hash"]
-            cp.getlogs_chunk = self.sizer.size
-            cp.updated_at = utcnow()
-            reconcile.confirm_deep_enough(s, head, self.settings.confirmations)
+            if cp.block_number != start - 1 or cp.halted_reason:
+                return False  # moved by a resync meanwhile
+            self._write(s, cp, issued, revoked, headers, stop, head)
         return stop >= head
 
-    def _store(self, s: Session, logs: list[dict], end_block: dict) -> None:
-        issued, revoked, blocks = [], [], {}
+    # ---- reading -------------------------------------------------------------------------
+    def _headers(self, numbers: set[int]) -> dict[int, dict]:
+        ordered = sorted(numbers)
+        out: dict[int, dict] = {}
+        for first in range(0, len(ordered), HEADER_BATCH):
+            chunk = ordered[first : first + HEADER_BATCH]
+            replies = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in chunk])
+            for number, reply in zip(chunk, replies):
+                if isinstance(reply, RpcError):
+                    raise reply
+                if reply is None:
+                    raise ChainMoved(f"block {number} is gone")
+                out[number] = reply
+        return out
+
+    def _checked_headers(self, start: int, stop: int, head: int, head_hash: str, known_hash: str,
+                         logs: list[dict]) -> dict[int, dict]:
+        """Headers of the blocks to remember, each verified against the logs and its neighbours."""
+        window_from = max(start, head - self.settings.finality_depth - 1)
+        wanted = {start, stop, head} | {int(e["blockNumber"], 16) for e in logs} | set(range(window_from, stop + 1))
+        if known_hash and start > 0:
+            wanted.add(start - 1)
+        headers = self._headers(wanted)
+        if headers[head]["hash"] != head_hash:
+            raise ChainMoved(f"head block {head} changed")
+        if known_hash and start > 0:
+            if headers[start - 1]["hash"] != known_hash or headers[start]["parentHash"] != known_hash:
+                raise ChainMoved(f"block {start}'s parent is not the checkpoint block")
         for entry in logs:
-            if entry.get("removed"):
-                continue
-            number = int(entry["blockNumber"], 16)
-            base = {"tx_hash": entry["transactionHash"], "log_index": int(entry["logIndex"], 16),
-                    "block_number": number, "block_hash": entry["blockHash"]}
-            blocks[number] = (entry["blockHash"], "")
-            if entry["topics"][0] == vault.ISSUED_TOPIC:
-                issued.append(base | vault.decode_issued(entry))
-            elif entry["topics"][0] == vault.REVOKED_TOPIC:
-                revoked.append(base | vault.decode_revoked(entry))
-        blocks[int(end_block["number"], 16)] = (end_block["hash"], end_block["parentHash"])
+            if headers[int(entry["blockNumber"], 16)]["hash"] != entry["blockHash"]:
+                raise ChainMoved(f"a log's block {int(entry['blockNumber'], 16)} was replaced")
+        for number in range(window_from + 1, stop + 1):
+            if headers[number]["parentHash"] != headers[number - 1]["hash"]:
+                raise ChainMoved(f"block {number} does not follow block {number - 1}")
+        return {n: h for n, h in headers.items() if start <= n <= stop}
+
+    # ---- writing -------------------------------------------------------------------------
+    def _write(self, s: Session, cp: ConsumerCheckpoint, issued: list[dict], revoked: list[dict],
+               headers: dict[int, dict], stop: int, head: int) -> None:
         insert_ignoring_duplicates(s, CredentialEvent, issued, ["tx_hash", "log_index"])
         insert_ignoring_duplicates(s, RevocationEvent, revoked, ["tx_hash", "log_index"])
-        for number, (block_hash, parent) in blocks.items():
-            s.merge(IndexedBlock(number=number, hash=block_hash, parent_hash=parent))
+        if issued or revoked:
+            self.ranges_written += 1
+            self._fault_point()
+        upsert(s, IndexedBlock, [{"number": n, "hash": h["hash"], "parent_hash": h["parentHash"]}
+                                 for n, h in sorted(headers.items())], ["number"])
         if issued:
             reconcile.attach_issued(s, issued)
         if revoked:
             reconcile.attach_revoked(s, revoked)
-        floor = int(end_block["number"], 16) - 4 * max(self.settings.finality_depth, 64)
-        s.execute(delete(IndexedBlock).where(IndexedBlock.number < floor))
+        keep = max(4 * self.settings.finality_depth, 256)
+        s.execute(delete(IndexedBlock).where(IndexedBlock.number < stop - keep))
+        cp.block_number = stop
+        cp.block_hash = headers[stop]["hash"]
+        cp.getlogs_chunk = self.sizer.size
+        cp.head_block = head
+        cp.updated_at = utcnow()
+        reconcile.confirm_deep_enough(s, head, self.settings.confirmations)
 
-    def _check_reorg(self, s: Session, cp: ConsumerCheckpoint) -> None:
+    def _fault_point(self) -> None:
+        """Fault injection for tests: die like SIGKILL after inserting events, before moving the checkpoint."""
+        nth = self.settings.fault_kill_before_checkpoint
+        if nth and self.ranges_written >= nth:
+            log.error("BLOCKPROOF_FAULT_KILL_BEFORE_CHECKPOINT=%s: killing the consumer now", nth)
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # ---- reorgs --------------------------------------------------------------------------
+    def _check_reorg(self, s: Session, cp: ConsumerCheckpoint, head: int) -> None:
         if cp.block_number < 0 or not cp.block_hash:
             return
         block = self.rpc.get_block(cp.block_number)
         if block is not None and block["hash"] == cp.block_hash:
             return
         ancestor = self._common_ancestor(s, cp.block_number)
-        depth = cp.block_number - ancestor
+        # how deep the first replaced block was in the chain we had seen
+        depth = max(cp.block_number, cp.head_block) - ancestor
         if depth > self.settings.finality_depth:
             raise DeepReorg(
-                f"Reorg of {depth} blocks below block {cp.block_number}, deeper than the finality depth "
-                f"({self.settings.finality_depth}). The consumer stopped; nothing was rewritten. "
-                f"Check the node, then run `blockproof consumer --resync-from {ancestor}`.")
-        log.warning("reorg: blocks after %s replaced (depth %s); re-ingesting", ancestor, depth)
-        s.execute(delete(CredentialEvent).where(CredentialEvent.block_number > ancestor))
-        s.execute(delete(RevocationEvent).where(RevocationEvent.block_number > ancestor))
-        s.execute(delete(IndexedBlock).where(IndexedBlock.number > ancestor))
-        reconcile.roll_back_after(s, ancestor)
-        self._rebuild_revocations(s)
+                f"Reorg replaced blocks after {ancestor}: {depth} blocks deep, deeper than the finality depth "
+                f"({self.settings.finality_depth}). The consumer stopped; nothing was rewritten. Check the node "
+                f"and the chain, then run `blockproof consumer --resync-from {ancestor}`.")
+        forgotten = reconcile.forget_after(s, ancestor)
+        log.warning("reorg: blocks after %s replaced (%s deep); %s", ancestor, depth, forgotten)
         cp.block_number = ancestor
         known = s.get(IndexedBlock, ancestor)
         cp.block_hash = known.hash if known else ""
 
     def _common_ancestor(self, s: Session, below: int) -> int:
-        stored = s.execute(select(IndexedBlock).where(IndexedBlock.number <= below)
-                           .order_by(IndexedBlock.number.desc())).scalars()
-        for block in stored:
-            chain_block = self.rpc.get_block(block.number)
-            if chain_block is not None and chain_block["hash"] == block.hash:
-                return block.number
-        return self.settings.vault_deploy_block - 1
+        """The highest stored block that is still canonical."""
+        offset = 0
+        while True:
+            page = s.execute(select(IndexedBlock).where(IndexedBlock.number <= below)
+                             .order_by(IndexedBlock.number.desc()).offset(offset).limit(HEADER_BATCH)).scalars().all()
+            if not page:
+                return self.settings.vault_deploy_block - 1
+            replies = self.rpc.batch([("eth_getBlockByNumber", [hex(b.number), False]) for b in page])
+            for stored, reply in zip(page, replies):
+                if isinstance(reply, RpcError):
+                    raise reply
+                if reply is not None and reply["hash"] == stored.hash:
+                    return stored.number
+            offset += len(page)
 
-    def _rebuild_revocations(self, s: Session) -> None:
-        from sqlalchemy import update
+    # ---- reconciliation ------------------------------------------------------------------
+    def _maybe_reconcile(self, s: Session, head: int) -> None:
+        if time.monotonic() - self._reconciled_at < RECONCILE_EVERY_SECONDS:
+            return
+        self._reconciled_at = time.monotonic()
+        found = reconcile.report(s, head, self.settings.missing_event_blocks, limit=20)
+        if found["mined_without_event_count"]:
+            raise_alert(s, "missing_event", CHECKPOINT,
+                        f"{found['mined_without_event_count']} job(s) were mined more than "
+                        f"{self.settings.missing_event_blocks} blocks ago but their event is not on the canonical "
+                        f"chain (first: job {found['mined_without_event'][0]['id']}). See `blockproof status --json`.")
+        else:
+            resolve_alerts(s, "missing_event", CHECKPOINT)
+        if found["events_without_job_count"]:
+            raise_alert(s, "unmatched_events", CHECKPOINT,
+                        f"{found['events_without_job_count']} credential(s) on chain match no job here (issued "
+                        f"with this institution's key elsewhere, or before this database existed). "
+                        f"See `blockproof status --json`.")
+        else:
+            resolve_alerts(s, "unmatched_events", CHECKPOINT)
 
-        s.execute(update(CredentialEvent).values(revoked=False, revoked_at=None, revocation_reason_hash=None))
-        rows = s.execute(select(RevocationEvent)).scalars().all()
-        reconcile.attach_revoked(s, [{"credential_id": r.credential_id, "revoked_at": r.revoked_at,
-                                      "reason_hash": r.reason_hash, "tx_hash": r.tx_hash,
-                                      "block_number": r.block_number} for r in rows])
 
-
-def resync_from(engine, block: int) -> None:
+def resync_from(engine, block: int) -> dict:
     """Operator recovery after a deep-reorg alert: forget everything after `block` and ingest again."""
     with session_scope(engine) as s:
+        forgotten = reconcile.forget_after(s, block)
         cp = s.get(ConsumerCheckpoint, CHECKPOINT)
-        s.execute(delete(CredentialEvent).where(CredentialEvent.block_number > block))
-        s.execute(delete(RevocationEvent).where(RevocationEvent.block_number > block))
-        s.execute(delete(IndexedBlock).where(IndexedBlock.number > block))
-        reconcile.roll_back_after(s, block)
         if cp is not None:
             cp.block_number = block
             cp.block_hash = ""
             cp.halted_reason = ""
+            cp.updated_at = utcnow()
             s.add(cp)
-        from models.alerts import resolve_alerts
-
         resolve_alerts(s, "deep_reorg", CHECKPOINT)
+    return forgotten

@@ -1,93 +1,160 @@
 """Reconciling jobs with the canonical chain's events: the only path to `confirmed`."""
 from __future__ import annotations
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlmodel import Session
 
 from models.states import JobState
-from models.tables import CredentialEvent, Job, RevocationEvent
+from models.tables import ChainTransaction, CredentialEvent, IndexedBlock, Job, RevocationEvent
 from models.transitions import transition_many
 
 CONFIRMABLE = [JobState.QUEUED, JobState.READY, JobState.SUBMITTED, JobState.MINED,
                JobState.RETRYING, JobState.FAILED, JobState.DEAD]
+ROLLED_BACK = [JobState.CONFIRMED.value, JobState.MINED.value]
+CHUNK = 900
+
+
+def _chunks(items: list, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def attach_issued(session: Session, events: list[dict]) -> None:
-    """Give each job whose fingerprint appeared on chain its credential id, transaction and block."""
+    """Give each job whose fingerprint appeared on chain its credential id, transaction and block;
+    a submitted job becomes mined."""
     by_fp = {e["fingerprint"]: e for e in events}
-    fps = list(by_fp)
-    for start in range(0, len(fps), 900):
+    for fps in _chunks(list(by_fp)):
         rows = session.execute(
-            select(Job.id, Job.fingerprint, Job.state)
-            .where(Job.kind == "issue", Job.fingerprint.in_(fps[start : start + 900]))
+            select(Job.id, Job.fingerprint, Job.state).where(Job.kind == "issue", Job.fingerprint.in_(fps))
         ).all()
-        for row in rows:
-            e = by_fp[row.fingerprint]
-            session.execute(update(Job).where(Job.id == row.id).values(
-                credential_id=e["credential_id"], tx_hash=e["tx_hash"], block_number=e["block_number"]))
+        if not rows:
+            continue
+        session.execute(update(Job), [
+            {"id": r.id, "credential_id": by_fp[r.fingerprint]["credential_id"],
+             "tx_hash": by_fp[r.fingerprint]["tx_hash"], "block_number": by_fp[r.fingerprint]["block_number"]}
+            for r in rows])
         submitted = [r.id for r in rows if r.state == JobState.SUBMITTED.value]
         transition_many(session, submitted, JobState.MINED, "event seen on chain", only_from=[JobState.SUBMITTED])
 
 
 def attach_revoked(session: Session, events: list[dict]) -> None:
-    for e in events:
-        session.execute(update(CredentialEvent).where(CredentialEvent.credential_id == e["credential_id"]).values(
-            revoked=True, revoked_at=e["revoked_at"], revocation_reason_hash=e["reason_hash"]))
-        session.execute(update(Job).where(Job.kind == "revoke", Job.credential_id == e["credential_id"]).values(
-            tx_hash=e["tx_hash"], block_number=e["block_number"]))
+    """Mark each revoked credential, and give its revoke job the transaction and block."""
+    if not events:
+        return
+    table = CredentialEvent.__table__
+    session.execute(
+        update(table).where(table.c.credential_id == bindparam("b_id"))
+        .values(revoked=True, revoked_at=bindparam("b_at"), revocation_reason_hash=bindparam("b_reason")),
+        [{"b_id": e["credential_id"], "b_at": e["revoked_at"], "b_reason": e["reason_hash"]} for e in events])
+    by_id = {e["credential_id"]: e for e in events if "tx_hash" in e}
+    for ids in _chunks(list(by_id)):
+        rows = session.execute(
+            select(Job.id, Job.credential_id, Job.state).where(Job.kind == "revoke", Job.credential_id.in_(ids))
+        ).all()
+        if not rows:
+            continue
+        session.execute(update(Job), [
+            {"id": r.id, "tx_hash": by_id[r.credential_id]["tx_hash"],
+             "block_number": by_id[r.credential_id]["block_number"]} for r in rows])
+        submitted = [r.id for r in rows if r.state == JobState.SUBMITTED.value]
+        transition_many(session, submitted, JobState.MINED, "revocation seen on chain",
+                        only_from=[JobState.SUBMITTED])
 
 
 def confirm_deep_enough(session: Session, head: int, confirmations: int) -> int:
-    """Jobs whose event is at least `confirmations` deep become confirmed."""
+    """Jobs whose event has at least `confirmations` confirmations (its own block counts as one) become
+    confirmed. Decided from the stored events, never from what the signer saw."""
     deepest = head - confirmations + 1
+    states = [s.value for s in CONFIRMABLE]
     issue_ids = session.execute(
-        select(Job.id).where(
-            Job.kind == "issue", Job.state.in_([s.value for s in CONFIRMABLE]),
-            Job.credential_id != None, Job.block_number <= deepest,  # noqa: E711
-        )
+        select(Job.id).join(CredentialEvent, and_(CredentialEvent.fingerprint == Job.fingerprint,
+                                                  CredentialEvent.block_number <= deepest))
+        .where(Job.kind == "issue", Job.state.in_(states))
     ).scalars().all()
     revoke_ids = session.execute(
         select(Job.id).join(RevocationEvent, and_(RevocationEvent.credential_id == Job.credential_id,
                                                   RevocationEvent.block_number <= deepest))
-        .where(Job.kind == "revoke", Job.state.in_([s.value for s in CONFIRMABLE]))
+        .where(Job.kind == "revoke", Job.state.in_(states))
     ).scalars().all()
-    moved = transition_many(session, list(issue_ids), JobState.CONFIRMED, f"event {confirmations} blocks deep")
-    moved += transition_many(session, list(revoke_ids), JobState.CONFIRMED, f"revocation {confirmations} blocks deep")
+    moved = transition_many(session, list(set(issue_ids)), JobState.CONFIRMED, f"event {confirmations} blocks deep")
+    moved += transition_many(session, list(set(revoke_ids)), JobState.CONFIRMED,
+                             f"revocation {confirmations} blocks deep")
     return len(moved)
 
 
-def roll_back_after(session: Session, ancestor: int) -> None:
-    """A reorg removed everything after `ancestor`: jobs whose events were there go back to submitted."""
-    ids = session.execute(
-        select(Job.id).where(Job.block_number > ancestor, Job.state.in_([JobState.CONFIRMED.value, JobState.MINED.value]))
-    ).scalars().all()
-    transition_many(session, list(ids), JobState.SUBMITTED, f"reorg: blocks after {ancestor} were replaced")
+def forget_after(session: Session, ancestor: int) -> dict:
+    """Everything ingested after block `ancestor` is no longer canonical: delete its events and block hashes,
+    move the jobs they confirmed back to submitted, and un-revoke credentials whose revocation went away."""
+    gone_fps = list(session.execute(
+        select(CredentialEvent.fingerprint).where(CredentialEvent.block_number > ancestor)).scalars())
+    gone_revocations = list(set(session.execute(
+        select(RevocationEvent.credential_id).where(RevocationEvent.block_number > ancestor)).scalars()))
+    session.execute(delete(CredentialEvent).where(CredentialEvent.block_number > ancestor))
+    session.execute(delete(RevocationEvent).where(RevocationEvent.block_number > ancestor))
+    session.execute(delete(IndexedBlock).where(IndexedBlock.number > ancestor))
+
+    reason = f"reorg: blocks after {ancestor} were replaced"
+    ids = set(session.execute(
+        select(Job.id).where(Job.block_number > ancestor, Job.state.in_(ROLLED_BACK))).scalars())
+    for fps in _chunks(gone_fps):
+        ids |= set(session.execute(select(Job.id).where(
+            Job.kind == "issue", Job.fingerprint.in_(fps), Job.state.in_(ROLLED_BACK))).scalars())
+    for cids in _chunks(gone_revocations):
+        ids |= set(session.execute(select(Job.id).where(
+            Job.kind == "revoke", Job.credential_id.in_(cids), Job.state.in_(ROLLED_BACK))).scalars())
+    transition_many(session, sorted(ids), JobState.SUBMITTED, reason)
+    for fps in _chunks(gone_fps):
+        session.execute(update(Job).where(Job.kind == "issue", Job.fingerprint.in_(fps))
+                        .values(credential_id=None, block_number=None).execution_options(synchronize_session=False))
     session.execute(update(Job).where(Job.kind == "issue", Job.block_number > ancestor)
-                    .values(credential_id=None, block_number=None)
-                    .execution_options(synchronize_session=False))
-    session.execute(update(Job).where(Job.kind == "revoke", Job.block_number > ancestor).values(block_number=None))
+                    .values(credential_id=None, block_number=None).execution_options(synchronize_session=False))
+    session.execute(update(Job).where(Job.kind == "revoke", Job.block_number > ancestor)
+                    .values(block_number=None).execution_options(synchronize_session=False))
+
+    for cids in _chunks(gone_revocations):
+        session.execute(update(CredentialEvent).where(CredentialEvent.credential_id.in_(cids))
+                        .values(revoked=False, revoked_at=None, revocation_reason_hash=None)
+                        .execution_options(synchronize_session=False))
+        remaining = session.execute(select(RevocationEvent).where(RevocationEvent.credential_id.in_(cids))
+                                    .order_by(RevocationEvent.block_number, RevocationEvent.log_index)).scalars()
+        attach_revoked(session, [{"credential_id": r.credential_id, "revoked_at": r.revoked_at,
+                                  "reason_hash": r.reason_hash} for r in remaining])
+    return {"events_removed": len(gone_fps), "revocations_removed": len(gone_revocations), "jobs_rolled_back": len(ids)}
 
 
-def report(session: Session, head: int, missing_after: int) -> dict:
-    """Mined jobs whose event never came, and events no job of ours explains."""
-    stale = session.execute(
-        select(Job.id, Job.tx_hash, Job.block_number).where(
-            Job.kind == "issue", Job.state == JobState.MINED.value, Job.credential_id == None,  # noqa: E711
-            Job.block_number <= head - missing_after)
-    ).all()
-    orphans = session.execute(
-        select(CredentialEvent.credential_id, CredentialEvent.fingerprint, CredentialEvent.tx_hash)
+def report(session: Session, head: int, missing_after: int, limit: int = 1000) -> dict:
+    """What does not add up: mined jobs whose event has not appeared `missing_after` blocks later, and events
+    that no job of ours explains (issued with our key elsewhere, or before this database existed)."""
+    cutoff = head - missing_after
+    stale_query = (
+        select(Job.id, Job.kind, Job.state, Job.tx_hash,
+               func.coalesce(ChainTransaction.block_number, Job.block_number).label("block_number"))
+        .outerjoin(ChainTransaction, ChainTransaction.id == Job.transaction_id)
+        .outerjoin(CredentialEvent, and_(Job.kind == "issue", CredentialEvent.fingerprint == Job.fingerprint))
+        .outerjoin(RevocationEvent, and_(Job.kind == "revoke", RevocationEvent.credential_id == Job.credential_id))
+        .where(CredentialEvent.id == None, RevocationEvent.id == None)  # noqa: E711
+        .where(or_(and_(Job.state == JobState.MINED.value, Job.block_number <= cutoff),
+                   # the signer saw it mined, a reorg took the event away, and it never came back
+                   and_(Job.state == JobState.SUBMITTED.value, ChainTransaction.status == "mined",
+                        ChainTransaction.block_number <= cutoff)))
+    )
+    stale = session.execute(stale_query.order_by(Job.id).limit(limit)).all()
+    orphan_query = (
+        select(CredentialEvent.credential_id, CredentialEvent.fingerprint, CredentialEvent.tx_hash,
+               CredentialEvent.block_number)
         .outerjoin(Job, and_(Job.kind == "issue", Job.fingerprint == CredentialEvent.fingerprint))
         .where(Job.id == None)  # noqa: E711
-        .order_by(CredentialEvent.credential_id).limit(1000)
-    ).all()
-    orphan_count = session.execute(
-        select(func.count()).select_from(CredentialEvent)
-        .outerjoin(Job, and_(Job.kind == "issue", Job.fingerprint == CredentialEvent.fingerprint))
-        .where(Job.id == None)  # noqa: E711
-    ).scalar_one()
+    )
+    orphans = session.execute(orphan_query.order_by(CredentialEvent.credential_id).limit(limit)).all()
+    orphan_count = session.execute(select(func.count()).select_from(orphan_query.subquery())).scalar_one()
+    stale_count = session.execute(select(func.count()).select_from(stale_query.subquery())).scalar_one()
     return {
+        "head": head,
+        "missing_after_blocks": missing_after,
         "mined_without_event": [dict(r._mapping) for r in stale],
+        "mined_without_event_count": stale_count,
         "events_without_job": [dict(r._mapping) for r in orphans],
         "events_without_job_count": orphan_count,
     }
+
+
