@@ -66,7 +66,7 @@ def cmd_status(args) -> int:
     from models.alerts import open_alerts
     from models.tables import Batch
 
-    _, engine = _context()
+    settings, engine = _context()
     from sqlmodel import Session
 
     with Session(engine) as s:
@@ -80,7 +80,8 @@ def cmd_status(args) -> int:
             batches = s.execute(select(Batch).order_by(Batch.id.desc()).limit(20)).scalars().all()
             data = {"batches": [status.batch_summary(s, b) for b in batches], "signers": status.signer_panel(s),
                     "indexer": status.indexer_panel(s),
-                    "alerts": [{"kind": a.kind, "message": a.message} for a in open_alerts(s)]}
+                    "alerts": [{"kind": a.kind, "message": a.message} for a in open_alerts(s)],
+                    "reconciliation": status.reconciliation(s, settings.missing_event_blocks)}
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return EXIT_OK
@@ -94,6 +95,10 @@ def cmd_status(args) -> int:
         ix = data["indexer"]
         print(f"indexer head {ix['head']}  indexed {ix['last_indexed']}  lag {ix['lag']}"
               + (f"  HALTED: {ix['halted_reason']}" if ix["halted_reason"] else ""))
+    rec = data.get("reconciliation")
+    if rec and (rec["mined_without_event_count"] or rec["events_without_job_count"]):
+        print(f"reconciliation: {rec['mined_without_event_count']} mined job(s) without their event, "
+              f"{rec['events_without_job_count']} event(s) without a job (details: --json)")
     for alert in data.get("alerts", []):
         _err(f"alert [{alert['kind']}]: {alert['message']}")
     return EXIT_OK

@@ -69,3 +69,13 @@ def indexer_panel(session: Session) -> dict | None:
     return {"head": cp.head_block, "last_indexed": cp.block_number, "lag": max(0, cp.head_block - cp.block_number),
             "halted_reason": cp.halted_reason, "getlogs_chunk": cp.getlogs_chunk,
             "updated_at": cp.updated_at.isoformat() if cp.updated_at else None}
+
+
+def reconciliation(session: Session, missing_after: int) -> dict | None:
+    """The consumer's reconciliation report at the head it last saw (no RPC call)."""
+    from workers.consumer.reconcile import report
+
+    cp = session.execute(select(ConsumerCheckpoint)).scalars().first()
+    if cp is None:
+        return None
+    return report(session, cp.head_block, missing_after, limit=100)
