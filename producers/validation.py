@@ -93,7 +93,7 @@ class _Validator:
                   for line, value, why in zip(f["line"][reason.notna()], f[col][reason.notna()] if col in f
                                               else [""] * int(reason.notna().sum()), reason[reason.notna()])]
         ok = ~pd.concat(reasons, axis=1).notna().any(axis=1)
-        v = pd.DataFrame({"line": f["line"][ok], **{k: s[ok] for k, s in values.items()}})
+        v = pd.DataFrame({"line": f["line"][ok], **{k: s.reindex(f.index)[ok] for k, s in values.items()}})
         v["expires_at"] = v["expires_at"].astype("int64")
         v["document"] = _documents(v)
         digests = [keccak(d.encode("utf-8")) for d in v["document"]]

@@ -1,6 +1,5 @@
 """RFC 8785 canonical JSON, the credential document and its fingerprint."""
 import json
-import random
 import struct
 
 import pandas as pd
