@@ -265,7 +265,36 @@ def assert_no_middle_state(p) -> None:
 
 
 def assert_invariants(p, issued: int) -> None:
+    """Exactly once on chain, no job in a middle state, no nonce gap, one mined attempt per nonce.
+    Jobs are confirmed by the consumer; the signer may record the receipts a moment later."""
+    wait_for(lambda: all(t.status != "pending" for t in transactions(p.engine)), 60,
+             what="the signer to record every receipt")
     p.assert_exactly_once(issued)
     assert_no_middle_state(p)
     p.assert_no_nonce_gap()
     assert_each_nonce_mined_once(p)
+
+
+# ---- pipelines ---------------------------------------------------------------------------
+FAST_SIGNER = {"BLOCKPROOF_BATCH_SIZE": "5", "BLOCKPROOF_RESEND_AFTER_SECONDS": "2",
+               "BLOCKPROOF_RETRY_BACKOFF_SECONDS": "0.5", "BLOCKPROOF_RETRY_BACKOFF_MAX_SECONDS": "2"}
+
+
+def rows_csv(tmp_path, rows: int, seed: int):
+    from tests.harness import write_csv
+
+    return write_csv(tmp_path / f"rows-{seed}.csv", rows, seed=seed)
+
+
+def pause_mining(p) -> None:
+    """Stop Anvil's interval mining: sent transactions wait in the pool until evm_mine or resume."""
+    p.chain.rpc("evm_setIntervalMining", 0)
+
+
+def resume_mining(p, seconds: int = 1) -> None:
+    p.chain.rpc("evm_setIntervalMining", seconds)
+
+
+def in_pool(p, tx_hash: str) -> bool:
+    tx = p.rpc.call("eth_getTransactionByHash", tx_hash)
+    return tx is not None and tx.get("blockNumber") is None
