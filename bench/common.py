@@ -41,6 +41,28 @@ def load_average() -> str:
 
 
 # ---- one process ---------------------------------------------------------------------------
+def children(pid: int) -> list[int]:
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live descendants (Anvil runs under a node launcher)."""
+    total = 0.0
+    for p in [pid] + children(pid):
+        try:
+            total += tree_cpu_seconds(p) if p != pid else cpu_seconds(p)
+        except OSError:
+            pass
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (its threads included), from /proc."""
     with open(f"/proc/{pid}/stat") as f:
@@ -152,6 +174,8 @@ FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^():]+)(?::\d+)?\)$")
 # what the signer process does: its thread (intake = the dramatiq worker's accept_jobs; loop = the signer
 # thread), then the deepest application function on the stack that matches
 CONTEXTS = [("intake", ("intake.py", "accept")), ("loop", ("loop.py", "run"))]
+PHASES = [("fill", ("loop.py", "fill")), ("track", ("loop.py", "track")),
+          ("refresh chain facts", ("loop.py", "refresh_chain_facts"))]
 STEPS = [
     ("pick ready jobs (packer.next_ready_jobs)", ("packer.py", "next_ready_jobs")),
     ("encode calldata (packer)", ("packer.py", "build_call")),
@@ -162,10 +186,10 @@ STEPS = [
     ("job transitions (transition_many)", ("transitions.py", "transition_many")),
     ("broadcast (eth_sendRawTransaction)", ("loop.py", "_send")),
     ("reserve nonce", ("nonce.py", "reserve")),
-    ("write-ahead commit / other", ("loop.py", "_sign_and_send")),
-    ("fill: in-flight count, other", ("loop.py", "fill")),
-    ("track receipts, resends", ("loop.py", "track")),
-    ("refresh chain facts", ("loop.py", "refresh_chain_facts")),
+    ("write-ahead commit, other", ("loop.py", "_sign_and_send")),
+    ("in-flight count", ("loop.py", "in_flight")),
+    ("JSON-RPC batch round trip (rpc.batch)", ("rpc.py", "batch")),
+    ("record mined (tracker.record_mined)", ("tracker.py", "record_mined")),
 ]
 LIBRARIES = [
     ("signing (eth_account / eth_keys / coincurve)", ("eth_account", "eth_keys", "coincurve", "rlp", "eth_rlp")),
@@ -178,6 +202,10 @@ LIBRARIES = [
 ]
 
 
+def _is(func: str, name: str) -> bool:
+    return func == name or func.endswith("." + name)  # py-spy names methods Class.method
+
+
 def _parse(line: str) -> tuple[list[tuple[str, str]], int]:
     stack, _, count = line.rstrip().rpartition(" ")
     frames = []
@@ -188,7 +216,7 @@ def _parse(line: str) -> tuple[list[tuple[str, str]], int]:
 
 
 def summarize_profile(path: Path) -> dict:
-    """Samples by signer step (outermost matching application function) and by library (innermost match)."""
+    """Samples by thread and step (deepest matching project function) and by library (innermost match)."""
     steps: Counter = Counter()
     libs: Counter = Counter()
     total = 0
@@ -197,17 +225,23 @@ def summarize_profile(path: Path) -> dict:
             continue
         frames, count = _parse(line)
         total += count
-        context = next((name for name, (f, fn) in CONTEXTS if any(f in file and fn == func for func, file in frames)),
+        context = next((name for name, (f, fn) in CONTEXTS if any(f in file and _is(func, fn) for func, file in frames)),
                        None)
         if context is None:
             context = "broker threads (dramatiq, pika)" if any(
                 "dramatiq" in file or "pika" in file for _, file in frames) else "other threads"
         step = ""
         for func, file in frames:  # outermost first: the deepest match wins
-            hit = next((name for name, (f, fn) in STEPS if f in file and fn == func), None)
+            hit = next((name for name, (f, fn) in STEPS if f in file and _is(func, fn)), None)
             if hit:
                 step = hit
-        step = f"{context}: {step}" if step else (context if context not in ("intake", "loop") else f"{context}: other")
+        phase = next((name for func, file in frames for name, (f, fn) in PHASES if f in file and _is(func, fn)), "")
+        if context == "loop" and phase:
+            context = f"loop › {phase}"
+        if context in ("intake", "loop") or context.startswith("loop"):
+            step = f"{context} › {step or 'other'}"
+        else:
+            step = context
         steps[step] += count
         lib = "Python code of the project / other"
         for func, file in reversed(frames):  # innermost first
