@@ -1,0 +1,1 @@
+"""The monitoring UI and HTTP API (FastAPI, server-rendered pages, small vanilla JS)."""

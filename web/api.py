@@ -1,0 +1,357 @@
+"""The JSON API: everything the UI shows and does, under /api; OpenAPI at /openapi.json, browsable at /docs."""
+from __future__ import annotations
+
+import io
+import re
+from typing import Annotated, Iterator, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlmodel import Session
+
+from blockproof.errors import RpcError, RpcUnavailable
+from blockproof.verify import credential_status
+from models.states import JobState
+from models.tables import Batch
+from producers.error_report import write_error_report
+from web import actions, audit, auth, panels, queries
+from web.auth import User
+from web.uploads import TooLarge
+
+router = APIRouter()
+FINGERPRINT = re.compile(r"^0x[0-9a-fA-F]{64}$")
+STATES = [s.value for s in JobState]
+JobStateName = Literal[tuple(STATES)]  # type: ignore[valid-type]
+
+
+def db(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+DB = Annotated[Session, Depends(db)]
+Viewer = Annotated[User, Depends(auth.viewer)]
+Operator = Annotated[User, Depends(auth.operator)]
+
+
+def _ctx(request: Request) -> dict:
+    return {"settings": request.app.state.settings, "engine": request.app.state.engine}
+
+
+def _not_found(exc: Exception):
+    raise HTTPException(404, str(exc))
+
+
+# ---- health and metrics --------------------------------------------------------------------------
+@router.get("/healthz", tags=["ops"], summary="200 when the database answers (for compose / load balancers)")
+def healthz(request: Request):
+    try:
+        with request.app.state.engine.connect() as c:
+            c.execute(text("select 1"))
+    except Exception as exc:
+        return JSONResponse({"ok": False, "database": f"unreachable: {exc.__class__.__name__}"}, 503)
+    return {"ok": True, "database": "ok"}
+
+
+@router.get("/metrics", tags=["ops"], summary="Prometheus metrics, computed at scrape time (viewer login)")
+def metrics(request: Request, user: Viewer):
+    return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# ---- public read path ----------------------------------------------------------------------------
+def _status(request: Request, credential_id: int, fingerprint: str | None) -> dict:
+    try:
+        result = credential_status(credential_id, fingerprint=fingerprint, settings=request.app.state.settings,
+                                   engine=request.app.state.engine, rpc=request.app.state.rpc)
+    except (RpcUnavailable, RpcError) as exc:
+        raise HTTPException(503, f"not in the database and the chain could not be asked: {exc}")
+    if not result.get("exists"):
+        raise HTTPException(404, f"credential {credential_id} does not exist")
+    return result
+
+
+@router.get("/api/credentials/{credential_id}/status", tags=["public"],
+            summary="Credential status (database first, chain fallback); public")
+def credential_status_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)]):
+    return _status(request, credential_id, None)
+
+
+@router.get("/api/credentials/{credential_id}/verify", tags=["public"],
+            summary="Does this fingerprint belong to a valid credential? (database first, chain fallback); public")
+def credential_verify_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)],
+                          fingerprint: Annotated[str, Query(pattern=FINGERPRINT.pattern)]):
+    return _status(request, credential_id, fingerprint)
+
+
+# ---- session ---------------------------------------------------------------------------------------
+@router.get("/api/me", tags=["auth"], summary="Who you are; the CSRF token to send as X-CSRF-Token")
+def me(request: Request, user: Viewer):
+    return {"user": user.name, "role": user.role, "via": user.via,
+            "csrf_token": auth.csrf_token(request) if user.via == "session" else None}
+
+
+# ---- overview --------------------------------------------------------------------------------------
+@router.get("/api/overview", tags=["monitoring"], summary="Queues, signers, indexer, alerts, throughput, job counts")
+def overview(request: Request, user: Viewer, s: DB):
+    return panels.overview(s, request.app.state.facts)
+
+
+@router.get("/api/live", tags=["monitoring"],
+            summary="What a page polls every few seconds: alerts, one batch's progress, some jobs' states")
+def live(request: Request, user: Viewer, s: DB, batch: int | None = None,
+         batches: Annotated[str, Query(max_length=2000)] = "", jobs: Annotated[str, Query(max_length=8000)] = "",
+         panels_too: Annotated[bool, Query(alias="overview")] = False):
+    out: dict = {"alerts": panels.alerts(s)}
+    if batch is not None:
+        b = s.get(Batch, batch)
+        if b is not None:
+            out["batch"] = queries.batch_summary(s, b)
+    batch_ids = [int(x) for x in batches.split(",") if x.strip().isdigit()][:100]
+    if batch_ids:
+        from sqlalchemy import select
+
+        out["batches"] = {str(b.id): queries.batch_summary(s, b)
+                          for b in s.execute(select(Batch).where(Batch.id.in_(batch_ids))).scalars()}
+    ids = [int(x) for x in jobs.split(",") if x.strip().isdigit()][:500]
+    if ids:
+        from sqlalchemy import select
+
+        from models.tables import Job
+
+        out["jobs"] = {str(j.id): {"state": j.state, "credential_id": j.credential_id, "tx_hash": j.tx_hash,
+                                   "error_message": j.error_message}
+                       for j in s.execute(select(Job).where(Job.id.in_(ids))).scalars()}
+    if panels_too:
+        out |= panels.overview(s, request.app.state.facts)
+    return out
+
+
+@router.get("/api/queues", tags=["monitoring"], summary="Ready / unacked / delayed / dead-letter counts, consumers")
+def queues(request: Request, user: Viewer, s: DB):
+    return request.app.state.facts.queues.get() | {"throughput": queries.throughput(s)}
+
+
+@router.get("/api/signers", tags=["monitoring"], summary="Signer panel: balance, issuances left, nonces, in flight")
+def signers(request: Request, user: Viewer, s: DB):
+    return {"signers": panels.signers(s, request.app.state.facts)}
+
+
+@router.get("/api/indexer", tags=["monitoring"], summary="Indexer panel: chain head, last indexed block, lag")
+def indexer(request: Request, user: Viewer, s: DB):
+    return {"indexer": panels.indexer(s, request.app.state.facts)}
+
+
+@router.get("/api/alerts", tags=["monitoring"], summary="Open alerts")
+def alerts(user: Viewer, s: DB):
+    return {"alerts": panels.alerts(s)}
+
+
+@router.post("/api/signers/{address}/pause", tags=["actions"], summary="Pause issuance by this signer (operator)")
+def pause_signer(request: Request, address: str, user: Operator):
+    try:
+        return actions.set_signer_paused(address, True, engine=request.app.state.engine, actor=user.name)
+    except actions.NotFound as exc:
+        _not_found(exc)
+
+
+@router.post("/api/signers/{address}/resume", tags=["actions"], summary="Resume issuance by this signer (operator)")
+def resume_signer(request: Request, address: str, user: Operator):
+    try:
+        return actions.set_signer_paused(address, False, engine=request.app.state.engine, actor=user.name)
+    except actions.NotFound as exc:
+        _not_found(exc)
+
+
+# ---- batches and jobs ------------------------------------------------------------------------------
+@router.get("/api/batches", tags=["batches"], summary="Batches, newest first, with progress (keyset: before=id)")
+def batches(user: Viewer, s: DB, before: int | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    return queries.list_batches(s, before=before, limit=limit)
+
+
+def _batch(s: Session, batch_id: int) -> Batch:
+    batch = s.get(Batch, batch_id)
+    if batch is None:
+        raise HTTPException(404, f"batch {batch_id} does not exist")
+    return batch
+
+
+@router.get("/api/batches/{batch_id}", tags=["batches"], summary="One batch: counts and progress")
+def batch(batch_id: int, user: Viewer, s: DB):
+    return queries.batch_summary(s, _batch(s, batch_id))
+
+
+@router.get("/api/batches/{batch_id}/jobs", tags=["batches"],
+            summary="A batch's jobs: filter by state, search, keyset pagination (after=id / before=id)")
+def batch_jobs(batch_id: int, user: Viewer, s: DB, state: Annotated[JobStateName | None, Query()] = None,
+               q: Annotated[str | None, Query(max_length=200)] = None, after: int | None = None,
+               before: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50):
+    _batch(s, batch_id)
+    return queries.list_jobs(s, batch_id=batch_id, state=state or None, q=q or None, after=after, before=before,
+                             limit=limit)
+
+
+class RetryFailed(BaseModel):
+    expected_count: int | None = Field(None, description="the count the user confirmed; 409 if it changed")
+
+
+@router.post("/api/batches/{batch_id}/retry-failed", tags=["actions"],
+             summary="Retry every failed or dead job of a batch (the chain is checked first; operator)")
+def retry_failed(request: Request, batch_id: int, user: Operator, body: RetryFailed | None = None):
+    try:
+        return actions.retry_failed_in_batch(batch_id, **_ctx(request), actor=user.name,
+                                             expected_count=body.expected_count if body else None)
+    except actions.NotFound as exc:
+        _not_found(exc)
+    except actions.Conflict as exc:
+        raise HTTPException(409, str(exc))
+
+
+@router.post("/api/batches/{batch_id}/pause", tags=["actions"], summary="Pause a batch (operator)")
+def pause_batch(request: Request, batch_id: int, user: Operator):
+    try:
+        return actions.set_batch_paused(batch_id, True, engine=request.app.state.engine, actor=user.name)
+    except actions.NotFound as exc:
+        _not_found(exc)
+
+
+@router.post("/api/batches/{batch_id}/resume", tags=["actions"], summary="Resume a batch (operator)")
+def resume_batch(request: Request, batch_id: int, user: Operator):
+    try:
+        return actions.set_batch_paused(batch_id, False, engine=request.app.state.engine, actor=user.name)
+    except actions.NotFound as exc:
+        _not_found(exc)
+
+
+@router.get("/api/jobs/{job_id}", tags=["jobs"],
+            summary="One job: row, state history, transaction attempts, receipt, event, decoded error")
+def job(job_id: int, user: Viewer, s: DB):
+    detail = queries.job_detail(s, job_id)
+    if detail is None:
+        raise HTTPException(404, f"job {job_id} does not exist")
+    return detail
+
+
+class RetrySelected(BaseModel):
+    job_ids: list[int] = Field(..., min_length=1, max_length=10_000)
+
+
+@router.post("/api/jobs/retry", tags=["actions"], summary="Retry selected jobs (chain checked first; operator)")
+def retry_selected(request: Request, body: RetrySelected, user: Operator):
+    return actions.retry(body.job_ids, **_ctx(request), actor=user.name, scope=f"{len(body.job_ids)} selected jobs")
+
+
+@router.post("/api/jobs/{job_id}/retry", tags=["actions"], summary="Retry one job (chain checked first; operator)")
+def retry_one(request: Request, job_id: int, user: Operator, s: DB):
+    if queries.job_detail(s, job_id) is None:
+        raise HTTPException(404, f"job {job_id} does not exist")
+    return actions.retry([job_id], **_ctx(request), actor=user.name, scope=f"job {job_id}")
+
+
+@router.get("/api/search", tags=["jobs"],
+            summary="Find jobs by student id, wallet, fingerprint, credential id, job id, transaction hash, error code")
+def search(user: Viewer, s: DB, q: Annotated[str, Query(min_length=1, max_length=200)], after: int | None = None):
+    return queries.list_jobs(s, q=q, after=after)
+
+
+# ---- revocation -----------------------------------------------------------------------------------
+class Revoke(BaseModel):
+    reason: str = Field(..., min_length=1, max_length=500)
+
+
+@router.post("/api/credentials/{credential_id}/revoke", tags=["actions"],
+             summary="Revoke a credential with a reason (queued as a revoke job; operator)")
+def revoke(request: Request, credential_id: int, body: Revoke, user: Operator):
+    result = actions.revoke_credential(credential_id, body.reason, **_ctx(request), actor=user.name)
+    if result["errors"]:
+        reason = result["errors"][0]["reason"]
+        raise HTTPException(404 if "not a credential" in reason else 409, f"credential {credential_id} {reason}")
+    return result
+
+
+# ---- uploads -----------------------------------------------------------------------------------------
+def store_upload(request: Request, file: UploadFile) -> str:
+    settings = request.app.state.settings
+    name = (file.filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1][:255] or "upload.csv"
+    try:
+        return request.app.state.uploads.save(file.file, filename=name,
+                                              max_bytes=settings.max_upload_mb * 1024 * 1024)
+    except TooLarge:
+        raise HTTPException(413, f"the file is larger than {settings.max_upload_mb} MB (BLOCKPROOF_MAX_UPLOAD_MB)")
+
+
+@router.post("/api/uploads", tags=["uploads"],
+             summary="Upload a CSV: validate and classify (new / duplicate / already issued / invalid); "
+                     "nothing is queued until commit (operator)")
+def upload(request: Request, user: Operator, file: Annotated[UploadFile, File()],
+           institution: Annotated[str, Form(max_length=42)] = ""):
+    token = store_upload(request, file)
+    return actions.preview_upload(request.app.state.uploads, token, **_ctx(request), institution=institution or None)
+
+
+def _meta(request: Request, token: str) -> dict:
+    meta = request.app.state.uploads.meta(token)
+    if meta is None:
+        raise HTTPException(404, "this upload does not exist (expired, discarded or never made)")
+    return meta
+
+
+@router.get("/api/uploads/{token}", tags=["uploads"], summary="An upload's validation report")
+def upload_report(request: Request, token: str, user: Viewer):
+    return actions.upload_view(token, _meta(request, token))
+
+
+@router.get("/api/uploads/{token}/errors.csv", tags=["uploads"],
+            summary="Every invalid row as CSV (line, field, value, reason; spreadsheet-safe)")
+def upload_errors_csv(request: Request, token: str, user: Viewer):
+    meta = _meta(request, token)
+    out = io.StringIO()
+    write_error_report(actions.error_rows(meta), out)
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", meta["filename"].rsplit(".", 1)[0])[:80] or "upload"
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition": f'attachment; filename="{stem}-errors.csv"'})
+
+
+class Commit(BaseModel):
+    reject_on_invalid: bool = False
+    queue_while_blocked: bool = Field(False, description="queue even though the contract would refuse now "
+                                                         "(the signer holds the jobs until it is fixed)")
+
+
+@router.post("/api/uploads/{token}/commit", tags=["uploads"],
+             summary="Write the batch and queue its new rows (operator); committing twice changes nothing")
+def upload_commit(request: Request, token: str, user: Operator, body: Commit | None = None):
+    try:
+        return actions.commit_upload(request.app.state.uploads, token, **_ctx(request), actor=user.name,
+                                     reject_on_invalid=bool(body and body.reject_on_invalid),
+                                     queue_while_blocked=bool(body and body.queue_while_blocked))
+    except actions.NotFound as exc:
+        _not_found(exc)
+    except actions.Conflict as exc:
+        raise HTTPException(409, str(exc))
+
+
+@router.delete("/api/uploads/{token}", tags=["uploads"], summary="Discard an upload before commit (operator)")
+def upload_discard(request: Request, token: str, user: Operator):
+    if not request.app.state.uploads.discard(token):
+        raise HTTPException(404, "this upload does not exist")
+    audit.record(request.app.state.engine, user.name, "upload.discard", token)
+    return {"discarded": token}
+
+
+# ---- audit -------------------------------------------------------------------------------------------
+@router.get("/api/audit", tags=["audit"], summary="The audit log, newest first (keyset: before=id)")
+def audit_log(user: Viewer, s: DB, before: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50):
+    return audit.entries(s, before=before, limit=limit)
+
+
+# ---- docs ----------------------------------------------------------------------------------------------
+@router.get("/docs", include_in_schema=False)
+def docs(request: Request):
+    """The OpenAPI document rendered as a page (offline: no Swagger UI from a CDN)."""
+    spec = request.app.openapi()
+    return request.app.state.renderer.page(request, "docs.html", {"spec": spec, "title": "API"})
+

@@ -1,0 +1,323 @@
+"""The HTML pages: thin routes over web.queries / web.panels / web.actions, rendered server-side."""
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import RedirectResponse
+from sqlmodel import Session
+
+from models.states import JobState
+from web import actions, api, audit, auth, panels, queries
+from web.api import DB, Operator, Viewer
+
+router = APIRouter(include_in_schema=False)
+STATES = [s.value for s in JobState]
+
+
+def _page(request: Request, name: str, **context):
+    return request.app.state.renderer.page(request, name, context)
+
+
+def _flash(request: Request, message: str, kind: str = "ok") -> None:
+    request.session["flash"] = {"message": message, "kind": kind}
+
+
+def _safe_next(target: str | None) -> str:
+    return target if target and target.startswith("/") and not target.startswith("//") else "/"
+
+
+# ---- login ------------------------------------------------------------------------------------------
+@router.get("/login")
+def login_form(request: Request, next: str = "/"):
+    return _page(request, "login.html", title="Log in", next=_safe_next(next), error=None)
+
+
+@router.post("/login")
+async def login(request: Request, username: Annotated[str, Form(max_length=64)],
+                password: Annotated[str, Form(max_length=256)], next: Annotated[str, Form(max_length=2000)] = "/"):
+    await auth.check_csrf(request)
+    credentials = request.app.state.credentials
+    if not auth.check_password(credentials, username, password):
+        audit.record(request.app.state.engine, username[:64] or "?", "login.failed")
+        return request.app.state.renderer.page(request, "login.html", {
+            "title": "Log in", "next": _safe_next(next), "error": "Wrong user name or password."}, status=401)
+    request.session.clear()
+    request.session["user"] = username
+    request.session["csrf"] = secrets.token_urlsafe(24)
+    audit.record(request.app.state.engine, username, "login")
+    return RedirectResponse(_safe_next(next), 303)
+
+
+@router.post("/logout")
+async def logout(request: Request, user: Viewer):
+    await auth.check_csrf(request)
+    request.session.clear()
+    return RedirectResponse("/login", 303)
+
+
+# ---- dashboard ----------------------------------------------------------------------------------------
+@router.get("/")
+def dashboard(request: Request, user: Viewer, s: DB):
+    data = panels.overview(s, request.app.state.facts)
+    recent = queries.list_batches(s, limit=5)
+    ids = ",".join(str(b["id"]) for b in recent["batches"])
+    return _page(request, "dashboard.html", title="Overview", o=data, batches=recent["batches"],
+                 poll_url=f"/api/live?overview=1&batches={ids}")
+
+
+# ---- batches ----------------------------------------------------------------------------------------
+@router.get("/batches")
+def batches(request: Request, user: Viewer, s: DB, before: int | None = None):
+    data = queries.list_batches(s, before=before)
+    ids = ",".join(str(b["id"]) for b in data["batches"])
+    return _page(request, "batches.html", title="Batches", data=data, poll_url=f"/api/live?batches={ids}")
+
+
+def _batch_or_404(s: Session, batch_id: int):
+    from models.tables import Batch
+
+    batch = s.get(Batch, batch_id)
+    if batch is None:
+        raise HTTPException(404, f"batch {batch_id} does not exist")
+    return batch
+
+
+@router.get("/batches/{batch_id}")
+def batch(request: Request, batch_id: int, user: Viewer, s: DB,
+          state: Annotated[str | None, Query(max_length=16)] = None, q: Annotated[str | None, Query(max_length=200)] = None,
+          after: int | None = None, before: int | None = None):
+    b = _batch_or_404(s, batch_id)
+    state = state if state in STATES else None
+    summary = queries.batch_summary(s, b)
+    page = queries.list_jobs(s, batch_id=batch_id, state=state, q=q or None, after=after, before=before)
+    base = {k: v for k, v in {"state": state, "q": q}.items() if v}
+    ids = ",".join(str(j["id"]) for j in page["jobs"])
+    return _page(request, "batch.html", title=f"Batch {batch_id}", b=summary, page=page, state=state, q=q or "",
+                 states=STATES, query=base, urlencode=urlencode,
+                 poll_url=f"/api/live?batch={batch_id}&jobs={ids}")
+
+
+@router.get("/batches/{batch_id}/retry-failed")
+def retry_failed_confirm(request: Request, batch_id: int, user: Viewer, s: DB):
+    summary = queries.batch_summary(s, _batch_or_404(s, batch_id))
+    count = summary["retryable"]
+    return _page(request, "confirm.html", title="Confirm retry", count=count,
+                 question=f"Retry {count} failed job{'s' if count != 1 else ''} of batch {batch_id}?",
+                 action=f"/batches/{batch_id}/retry-failed", fields={"expected_count": count},
+                 cancel=f"/batches/{batch_id}")
+
+
+@router.post("/batches/{batch_id}/retry-failed")
+def retry_failed(request: Request, batch_id: int, user: Operator, expected_count: Annotated[int, Form()]):
+    try:
+        result = actions.retry_failed_in_batch(batch_id, **api._ctx(request), actor=user.name,
+                                               expected_count=expected_count)
+    except actions.NotFound as exc:
+        raise HTTPException(404, str(exc))
+    except actions.Conflict as exc:
+        _flash(request, str(exc), "error")
+        return RedirectResponse(f"/batches/{batch_id}/retry-failed", 303)
+    _flash(request, _retry_message(result))
+    return RedirectResponse(f"/batches/{batch_id}", 303)
+
+
+def _retry_message(result: dict) -> str:
+    parts = [f"{len(result['requeued'])} re-queued"]
+    if result["already_on_chain"]:
+        parts.append(f"{len(result['already_on_chain'])} already on chain (not re-sent)")
+    if result["skipped"]:
+        parts.append(f"{len(result['skipped'])} not failed (left alone)")
+    return "Retry: " + ", ".join(parts) + "."
+
+
+@router.post("/batches/{batch_id}/retry-selected")
+def retry_selected(request: Request, batch_id: int, user: Operator,
+                   job_ids: Annotated[list[int], Form(max_length=10_000)] = (), confirmed: Annotated[str, Form()] = ""):
+    ids = list(dict.fromkeys(job_ids))
+    if not ids:
+        _flash(request, "Select at least one job to retry.", "error")
+        return RedirectResponse(f"/batches/{batch_id}", 303)
+    if confirmed != "yes":
+        return _page(request, "confirm.html", title="Confirm retry", count=len(ids),
+                     question=f"Retry {len(ids)} selected job{'s' if len(ids) != 1 else ''}?",
+                     action=f"/batches/{batch_id}/retry-selected", fields={"confirmed": "yes"}, job_ids=ids,
+                     cancel=f"/batches/{batch_id}")
+    result = actions.retry(ids, **api._ctx(request), actor=user.name, scope=f"{len(ids)} selected jobs")
+    _flash(request, _retry_message(result))
+    return RedirectResponse(f"/batches/{batch_id}", 303)
+
+
+@router.post("/batches/{batch_id}/pause")
+def pause_batch(request: Request, batch_id: int, user: Operator):
+    return _set_batch(request, batch_id, True, user)
+
+
+@router.post("/batches/{batch_id}/resume")
+def resume_batch(request: Request, batch_id: int, user: Operator):
+    return _set_batch(request, batch_id, False, user)
+
+
+def _set_batch(request: Request, batch_id: int, paused: bool, user):
+    try:
+        actions.set_batch_paused(batch_id, paused, engine=request.app.state.engine, actor=user.name)
+    except actions.NotFound as exc:
+        raise HTTPException(404, str(exc))
+    _flash(request, f"Batch {batch_id} {'paused: the signer takes none of its jobs' if paused else 'resumed'}.")
+    return RedirectResponse(f"/batches/{batch_id}", 303)
+
+
+# ---- jobs -------------------------------------------------------------------------------------------
+@router.get("/jobs/{job_id}")
+def job(request: Request, job_id: int, user: Viewer, s: DB):
+    detail = queries.job_detail(s, job_id)
+    if detail is None:
+        raise HTTPException(404, f"job {job_id} does not exist")
+    return _page(request, "job.html", title=f"Job {job_id}", j=detail, poll_url=f"/api/live?jobs={job_id}")
+
+
+@router.get("/jobs/{job_id}/retry")
+def retry_job_confirm(request: Request, job_id: int, user: Viewer, s: DB):
+    detail = queries.job_detail(s, job_id)
+    if detail is None:
+        raise HTTPException(404, f"job {job_id} does not exist")
+    return _page(request, "confirm.html", title="Confirm retry", count=1,
+                 question=f"Retry 1 job (job {job_id}, line {detail['line']})? The chain is checked first.",
+                 action=f"/jobs/{job_id}/retry", fields={}, cancel=f"/jobs/{job_id}")
+
+
+@router.post("/jobs/{job_id}/retry")
+def retry_job(request: Request, job_id: int, user: Operator, s: DB):
+    if queries.job_detail(s, job_id) is None:
+        raise HTTPException(404, f"job {job_id} does not exist")
+    result = actions.retry([job_id], **api._ctx(request), actor=user.name, scope=f"job {job_id}")
+    _flash(request, _retry_message(result))
+    return RedirectResponse(f"/jobs/{job_id}", 303)
+
+
+@router.get("/search")
+def search(request: Request, user: Viewer, s: DB, q: Annotated[str, Query(max_length=200)] = "",
+           after: int | None = None):
+    q = q.strip()
+    page = queries.list_jobs(s, q=q, after=after) if q else {"jobs": [], "next_after": None, "prev_before": None}
+    return _page(request, "search.html", title="Search", q=q, page=page, urlencode=urlencode)
+
+
+# ---- credentials ------------------------------------------------------------------------------------
+@router.get("/credentials")
+def credential_lookup(request: Request, user: Viewer, id: Annotated[str, Query(max_length=80)] = ""):
+    if id.strip().isdigit():
+        return RedirectResponse(f"/credentials/{int(id.strip())}", 303)
+    return _page(request, "credential.html", title="Credential", c=None, credential_id=None, error=None, jobs=[])
+
+
+@router.get("/credentials/{credential_id}")
+def credential(request: Request, credential_id: int, user: Viewer, s: DB):
+    error = None
+    try:
+        c = api._status(request, credential_id, None)
+    except HTTPException as exc:
+        c, error = None, exc.detail
+    from sqlalchemy import select
+
+    from models.tables import Job
+
+    jobs = [queries.job_row(j) for j in s.execute(select(Job).where(Job.credential_id == credential_id)
+                                                  .order_by(Job.id)).scalars()]
+    return _page(request, "credential.html", title=f"Credential {credential_id}", c=c, credential_id=credential_id,
+                 error=error, jobs=jobs, poll_url="/api/live?jobs=" + ",".join(str(j["id"]) for j in jobs))
+
+
+@router.post("/credentials/{credential_id}/revoke")
+def revoke(request: Request, credential_id: int, user: Operator, reason: Annotated[str, Form(max_length=500)]):
+    result = actions.revoke_credential(credential_id, reason, **api._ctx(request), actor=user.name)
+    if result["errors"]:
+        _flash(request, f"Not revoked: credential {credential_id} {result['errors'][0]['reason']}.", "error")
+    elif result["created"]:
+        _flash(request, f"Revocation of credential {credential_id} queued (batch {result['batch_id']}); "
+                        "it shows as revoked once the event is confirmed on chain.")
+    else:
+        _flash(request, f"Credential {credential_id}'s revocation was requested already.")
+    return RedirectResponse(f"/credentials/{credential_id}", 303)
+
+
+# ---- signer -----------------------------------------------------------------------------------------
+@router.post("/signers/{address}/pause")
+def pause_signer(request: Request, address: str, user: Operator):
+    return _set_signer(request, address, True, user)
+
+
+@router.post("/signers/{address}/resume")
+def resume_signer(request: Request, address: str, user: Operator):
+    return _set_signer(request, address, False, user)
+
+
+def _set_signer(request: Request, address: str, paused: bool, user):
+    try:
+        actions.set_signer_paused(address, paused, engine=request.app.state.engine, actor=user.name)
+    except actions.NotFound as exc:
+        raise HTTPException(404, str(exc))
+    _flash(request, "Issuance paused: nothing new is signed until you resume." if paused else "Issuance resumed.")
+    return RedirectResponse("/", 303)
+
+
+# ---- uploads ----------------------------------------------------------------------------------------
+@router.get("/upload")
+def upload_form(request: Request, user: Viewer):
+    return _page(request, "upload.html", title="Upload", max_mb=request.app.state.settings.max_upload_mb)
+
+
+@router.post("/upload")
+def upload(request: Request, user: Operator, file: Annotated[UploadFile, File()],
+           institution: Annotated[str, Form(max_length=42)] = ""):
+    token = api.store_upload(request, file)
+    actions.preview_upload(request.app.state.uploads, token, **api._ctx(request), institution=institution or None)
+    return RedirectResponse(f"/upload/{quote(token)}", 303)
+
+
+@router.get("/upload/{token}")
+def upload_preview(request: Request, token: str, user: Viewer):
+    view = actions.upload_view(token, api._meta(request, token))
+    return _page(request, "upload_preview.html", title="Upload preview", u=view, shown=200)
+
+
+@router.get("/upload/{token}/errors.csv")
+def upload_errors(request: Request, token: str, user: Viewer):
+    return api.upload_errors_csv(request, token, user)
+
+
+@router.post("/upload/{token}/commit")
+def upload_commit(request: Request, token: str, user: Operator,
+                  reject_on_invalid: Annotated[str, Form()] = "", queue_while_blocked: Annotated[str, Form()] = ""):
+    try:
+        view = actions.commit_upload(request.app.state.uploads, token, **api._ctx(request), actor=user.name,
+                                     reject_on_invalid=reject_on_invalid == "yes",
+                                     queue_while_blocked=queue_while_blocked == "yes")
+    except actions.NotFound as exc:
+        raise HTTPException(404, str(exc))
+    except actions.Conflict as exc:
+        raise HTTPException(409, str(exc))
+    done = view["committed"]
+    if done["batch_id"]:
+        _flash(request, f"Batch {done['batch_id']} created: {done['queued']} jobs queued.")
+        return RedirectResponse(f"/batches/{done['batch_id']}", 303)
+    _flash(request, "Nothing queued: " + ((done.get("rejected_reason") or "the file was rejected") if done["rejected"]
+                                          else "no new rows in this file."), "error")
+    return RedirectResponse(f"/upload/{quote(token)}", 303)
+
+
+@router.post("/upload/{token}/discard")
+def upload_discard(request: Request, token: str, user: Operator):
+    if request.app.state.uploads.discard(token):
+        audit.record(request.app.state.engine, user.name, "upload.discard", token)
+    _flash(request, "Upload discarded; nothing was queued.")
+    return RedirectResponse("/upload", 303)
+
+
+# ---- audit ----------------------------------------------------------------------------------------
+@router.get("/audit")
+def audit_page(request: Request, user: Viewer, s: DB, before: int | None = None):
+    return _page(request, "audit.html", title="Audit log", data=audit.entries(s, before=before))
+

@@ -1,0 +1,65 @@
+"""The dashboard's panels (queues, signer, indexer, alerts, throughput), shared by the pages, the polling
+endpoint and /metrics."""
+from __future__ import annotations
+
+from datetime import timezone
+
+from sqlmodel import Session
+
+from blockproof import status
+from models.alerts import open_alerts
+from models.states import utcnow
+from web import queries
+from web.facts import DEFAULT_GAS_PER_CREDENTIAL, Facts
+
+ALERT_TITLES = {"deep_reorg": "Deep reorg", "stuck_transaction": "Stuck transaction", "low_balance": "Low balance",
+                "on_hold": "Issuance on hold", "missing_event": "Missing event"}
+
+
+def alerts(session: Session) -> list[dict]:
+    return [{"id": a.id, "kind": a.kind, "title": ALERT_TITLES.get(a.kind, a.kind.replace("_", " ").capitalize()),
+             "subject": a.subject, "message": a.message, "created_at": a.created_at.isoformat()}
+            for a in open_alerts(session)]
+
+
+def signers(session: Session, facts: Facts) -> list[dict]:
+    chain = facts.chain.get()
+    gas_price = chain["gas_price_wei"]
+    measured = status.gas_per_credential(session)
+    gas_per_credential = int(measured) if measured else DEFAULT_GAS_PER_CREDENTIAL
+    rows = []
+    for row in status.signer_panel(session):
+        fee = gas_per_credential * gas_price if gas_price else None
+        heartbeat_age = None
+        if row["heartbeat_at"]:
+            from datetime import datetime
+
+            beat = datetime.fromisoformat(row["heartbeat_at"])
+            beat = beat if beat.tzinfo else beat.replace(tzinfo=timezone.utc)
+            heartbeat_age = round((utcnow() - beat).total_seconds(), 1)
+        rows.append(row | {
+            "balance_eth": row["balance_wei"] / 10**18, "gas_price_wei": gas_price,
+            "gas_price_gwei": round(gas_price / 10**9, 3) if gas_price else None,
+            "gas_per_credential": gas_per_credential, "gas_per_credential_measured": bool(measured),
+            "fee_per_credential_wei": fee,
+            "issuances_left": int(row["balance_wei"] // fee) if fee else None,
+            "nonce_gap": row["local_nonce"] - row["chain_nonce"], "heartbeat_age_seconds": heartbeat_age,
+            "state": "paused by operator" if row["paused"] else ("on hold" if row["hold_reason"] else "issuing"),
+        })
+    return rows
+
+
+def indexer(session: Session, facts: Facts) -> dict | None:
+    panel = status.indexer_panel(session)
+    chain = facts.chain.get()
+    if panel is not None and chain["head"] is not None:
+        panel["chain_head"] = chain["head"]
+        panel["lag"] = max(0, chain["head"] - panel["last_indexed"])
+    return panel
+
+
+def overview(session: Session, facts: Facts) -> dict:
+    counts = queries.job_state_counts(session)
+    return {"alerts": alerts(session), "signers": signers(session, facts), "indexer": indexer(session, facts),
+            "queues": facts.queues.get(), "throughput": queries.throughput(session), "jobs": counts,
+            "jobs_summary": status.summarize_counts(counts), "chain": facts.chain.get()}

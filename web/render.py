@@ -1,0 +1,60 @@
+"""Server-rendered pages: one Jinja2 environment with autoescape on, and the context every page gets
+(user, CSRF token, alert banners)."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader
+from sqlmodel import Session
+
+from web import auth, panels
+
+
+def short(value, head: int = 10, tail: int = 6) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= head + tail + 1 else f"{text[:head]}…{text[-tail:]}"
+
+
+def when(value) -> str:
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def eth(wei) -> str:
+    return "" if wei is None else f"{int(wei) / 10**18:,.6f} ETH"
+
+
+def gwei(wei) -> str:
+    return "" if wei is None else f"{int(wei) / 10**9:,.3f} gwei"
+
+
+def number(value) -> str:
+    return "" if value is None else f"{value:,}"
+
+
+class Renderer:
+    def __init__(self, directory: Path):
+        self.env = Environment(loader=FileSystemLoader(str(directory)), autoescape=True,
+                               trim_blocks=True, lstrip_blocks=True)
+        self.env.filters.update(short=short, when=when, eth=eth, gwei=gwei, number=number)
+
+    def page(self, request: Request, name: str, context: dict, *, status: int = 200) -> HTMLResponse:
+        try:
+            user = auth.optional_user(request)
+        except auth.LoginRequired:
+            user = None
+        alerts = []
+        if user is not None:
+            with Session(request.app.state.engine) as s:
+                alerts = panels.alerts(s)
+        base = {"request": request, "user": user, "csrf_token": auth.csrf_token(request), "alerts": alerts,
+                "path": request.url.path, "poll_url": None, "title": "",
+                "flash": request.session.pop("flash", None) if "session" in request.scope else None}
+        html = self.env.get_template(name).render(base | context)
+        return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
