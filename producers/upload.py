@@ -1,31 +1,53 @@
-"""From a validated file to a batch of jobs on the queue: dry run, then commit.
+"""From a validated file to batches of jobs on the queue: dry run (plan), then commit.
 
-One code path for the CLI and the web upload. Nothing is written or queued in a dry run; on
-commit the batch and its jobs are written in bulk, then published with publisher confirms.
+One code path for the CLI and the web upload.
+
+plan() streams the file chunk by chunk: validates, classifies each valid row as new, uploaded
+before (in this database) or already issued on chain (``fingerprintUsed``), and pre-flights the
+contract rules by simulating one row's ``issueCredential`` from the signer's address. It writes
+nothing: the new rows are parked in a temporary file (producers.staging), not in memory.
+
+commit() then, in ONE database transaction, writes one batch per institution and its jobs
+(state ``validated``) and the documents (staged directory, renamed just before the commit), and
+only after that transaction publishes the jobs to RabbitMQ with publisher confirms, marking each
+published slice ``queued``. A failure or Ctrl-C before the commit leaves nothing behind; one during
+publishing leaves ``validated`` jobs that ``blockproof requeue BATCH`` publishes (the signer ignores
+a job it has taken already, so publishing twice is harmless).
+
+Policy: with ``reject_on_invalid`` any invalid row rejects the whole file; otherwise the valid rows
+are queued and the rest reported. A pre-flight refusal (paused, institution unknown or inactive,
+signer not a controller) blocks the commit unless ``queue_while_blocked``: the signer would only
+hold the jobs until someone fixes the contract, so by default nothing is written and the user is
+told what to fix.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
-from eth_abi import encode
-from sqlalchemy import insert, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from blockproof.errors import RpcError, RpcUnavailable
 from blockproof.rpc import Rpc
 from blockproof.settings import Settings
-from blockproof.vault import selector
 from models.db import session_scope
 from models.states import JobState
 from models.tables import Batch, Job
 from models.transitions import transition_many
-from producers.documents import suffix_for, write_documents
+from producers import documents
+from producers.chain_checks import FINGERPRINT_USED, Preflight, preflight, used_on_chain  # noqa: F401
 from producers.records import RowError
+from producers.staging import StagedRows
 from producers.validation import iter_validated_chunks
 
-FINGERPRINT_USED = "fingerprintUsed(bytes32)"
+MAX_KEPT_ERRORS = 100_000   # row errors kept for the report; the counts stay exact beyond it
+MAX_KEPT_SKIPPED = 10_000   # skipped rows (uploaded before / on chain) listed in the report
+INSERT_CHUNK = 5_000
+PUBLISH_SLICE = 5_000       # jobs published, then marked queued, per step
+Progress = Callable[[str, int, int], None]  # (stage, done, total or 0)
 
 
 @dataclass
@@ -35,122 +57,223 @@ class UploadReport:
     new: int = 0
     duplicate: int = 0  # uploaded before (in this database)
     already_issued: int = 0  # fingerprint already used on chain
-    invalid: int = 0
+    invalid: int = 0  # rows with at least one error
     errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0  # all row errors, also those beyond MAX_KEPT_ERRORS
+    skipped: list[RowError] = field(default_factory=list)  # valid rows not queued, and why
+    problems: list[dict] = field(default_factory=list)  # file-level pre-flight refusals
     warnings: list[str] = field(default_factory=list)
     dry_run: bool = True
     rejected: bool = False
-    batch_id: int | None = None
+    rejected_reason: str = ""
+    batch_id: int | None = None  # the first batch (one per institution)
+    batch_ids: list[int] = field(default_factory=list)
+    written: int = 0
     queued: int = 0
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.problems)
 
     def as_dict(self) -> dict:
         out = asdict(self)
         out["errors"] = [asdict(e) | {"message": e.message} for e in self.errors]
+        out["skipped"] = [asdict(e) | {"message": e.message} for e in self.skipped]
+        out["blocked"] = self.blocked
         return out
 
 
-def _known_fingerprints(session, fingerprints: list[str]) -> set[str]:
-    known: set[str] = set()
+def _used_on_chain(rpc: Rpc, vault_address: str, fingerprints: list[str]) -> set[str]:
+    """Lenient form for retries: a refused call counts as not used (the signer pre-flights anyway)."""
+    return used_on_chain(rpc, vault_address, fingerprints, strict=False)
+
+
+def _known_fingerprints(session, fingerprints: list[str]) -> dict[str, int]:
+    """fingerprint -> batch id, for the fingerprints already uploaded (issue jobs in this database)."""
+    known: dict[str, int] = {}
     for start in range(0, len(fingerprints), 900):
-        known.update(session.execute(select(Job.fingerprint).where(
-            Job.kind == "issue", Job.fingerprint.in_(fingerprints[start : start + 900]))).scalars())
+        known.update(session.execute(select(Job.fingerprint, Job.batch_id).where(
+            Job.kind == "issue", Job.fingerprint.in_(fingerprints[start : start + 900]))).all())
     return known
 
 
-def _used_on_chain(rpc: Rpc, vault: str, fingerprints: list[str]) -> set[str]:
-    used: set[str] = set()
-    sel = selector(FINGERPRINT_USED).hex()
-    for start in range(0, len(fingerprints), 1000):
-        part = fingerprints[start : start + 1000]
-        calls = [("eth_call", [{"to": vault, "data": "0x" + sel + fp[2:]}, "latest"]) for fp in part]
-        for fp, reply in zip(part, rpc.batch(calls)):
-            if isinstance(reply, str) and int(reply, 16) == 1:
-                used.add(fp)
-    return used
+def _skip(report: UploadReport, rows: pd.DataFrame, reason) -> None:
+    room = MAX_KEPT_SKIPPED - len(report.skipped)
+    for line, fp in zip(rows["line"][:room], rows["fingerprint"][:room]):
+        report.skipped.append(RowError(int(line), "", "", reason(fp)))
 
 
 def plan(source, *, filename: str, institution: str | None, settings: Settings, engine,
-         check_chain: bool = True) -> tuple[UploadReport, pd.DataFrame]:
-    """Validate and classify every row; write nothing. Returns the report and the new rows."""
+         check_chain: bool = True, stage: bool = True, progress: Progress | None = None
+         ) -> tuple[UploadReport, StagedRows]:
+    """Validate, classify and pre-flight every row; write nothing. Returns the report and the new rows
+    (staged on disk; pass them to commit). CsvFileError for a file that cannot be read at all."""
     report = UploadReport(filename=filename)
+    staged = StagedRows(enabled=stage)
     rpc = Rpc(settings.rpc_url, settings.rpc_timeout_seconds) if check_chain and settings.vault_address else None
-    new_parts = []
-    with session_scope(engine) as s:
-        for chunk in iter_validated_chunks(source, institution=institution):
-            report.total_rows += chunk.data_rows
-            report.errors.extend(chunk.errors)
-            rows = chunk.rows
-            if rows.empty:
-                continue
-            known = _known_fingerprints(s, rows["fingerprint"].tolist())
-            is_dup = rows["fingerprint"].isin(known)
-            report.duplicate += int(is_dup.sum())
-            rows = rows[~is_dup]
-            if rpc is not None and not rows.empty:
-                try:
-                    used = _used_on_chain(rpc, settings.vault_address, rows["fingerprint"].tolist())
-                except (RpcError, RpcUnavailable) as exc:
-                    report.warnings.append(f"Could not check the chain for already issued credentials: {exc}")
-                    rpc, used = None, set()
-                on_chain = rows["fingerprint"].isin(used)
-                report.already_issued += int(on_chain.sum())
-                rows = rows[~on_chain]
-            new_parts.append(rows)
-    report.invalid = len({e.line for e in report.errors})
-    new_rows = pd.concat(new_parts, ignore_index=True) if new_parts else pd.DataFrame()
-    report.new = len(new_rows)
-    return report, new_rows
+    if check_chain and not settings.vault_address:
+        report.warnings.append("No contract address configured: rows were not checked against the chain.")
+    try:
+        with session_scope(engine) as s:
+            for chunk in iter_validated_chunks(source, institution=institution):
+                report.total_rows += chunk.data_rows
+                report.error_count += len(chunk.errors)
+                report.invalid += len({e.line for e in chunk.errors})
+                report.errors.extend(chunk.errors[: max(0, MAX_KEPT_ERRORS - len(report.errors))])
+                rows = chunk.rows
+                if not rows.empty:
+                    known = _known_fingerprints(s, rows["fingerprint"].tolist())
+                    is_dup = rows["fingerprint"].isin(known.keys())
+                    report.duplicate += int(is_dup.sum())
+                    _skip(report, rows[is_dup], lambda fp: f"was uploaded before (batch {known[fp]}); not queued again")
+                    rows = rows[~is_dup]
+                if rpc is not None and not rows.empty:
+                    rows = _drop_issued_on_chain(report, rows, rpc, settings)
+                    if report.warnings and report.warnings[-1].startswith("Could not check the chain"):
+                        rpc = None
+                staged.append(rows)
+                if progress:
+                    progress("checked", report.total_rows, 0)
+        report.new = staged.count
+        if rpc is not None:
+            _preflight(report, staged, rpc, settings)
+    except BaseException:
+        staged.close()
+        raise
+    return report, staged
 
 
-def commit(report: UploadReport, rows: pd.DataFrame, *, settings: Settings, engine, reject_on_invalid: bool = False,
-           created_by: str = "cli", publish=None) -> UploadReport:
-    """Write the batch and its jobs, then queue them. With reject_on_invalid, any invalid row stops everything."""
+def _drop_issued_on_chain(report: UploadReport, rows: pd.DataFrame, rpc: Rpc, settings: Settings) -> pd.DataFrame:
+    try:
+        used = used_on_chain(rpc, settings.vault_address, rows["fingerprint"].tolist())
+    except (RpcError, RpcUnavailable) as exc:
+        report.warnings.append(f"Could not check the chain for already issued credentials: {exc}")
+        return rows
+    on_chain = rows["fingerprint"].isin(used)
+    report.already_issued += int(on_chain.sum())
+    _skip(report, rows[on_chain], lambda fp: "is already issued on chain (fingerprintUsed); not queued")
+    return rows[~on_chain]
+
+
+def _preflight(report: UploadReport, staged: StagedRows, rpc: Rpc, settings: Settings) -> None:
+    """Simulate one new row per institution as the signer would send it; refusals become problems."""
+    for row in list(staged.first.values())[:20]:
+        try:
+            result = preflight(rpc, settings, row)
+        except (RpcError, RpcUnavailable) as exc:
+            report.warnings.append(f"Could not pre-flight the contract rules: {exc}")
+            return
+        if not result.ok:
+            report.problems.append({"institution": result.institution, "signer": result.sender,
+                                    "code": result.code, "message": result.message})
+
+
+def commit(report: UploadReport, rows: StagedRows, *, settings: Settings, engine, reject_on_invalid: bool = False,
+           queue_while_blocked: bool = False, created_by: str = "cli", publish=None,
+           progress: Progress | None = None) -> UploadReport:
+    """Write the batches and their jobs in one transaction, then queue them (see the module docstring)."""
     report.dry_run = False
-    if reject_on_invalid and report.errors:
-        report.rejected = True
-        return report
-    if rows.empty:
-        return report
-    with session_scope(engine) as s:
-        batch = Batch(filename=report.filename[:255], institution=rows["institution"].iloc[0], row_count=report.total_rows,
-                      invalid_count=report.invalid, duplicate_count=report.duplicate + report.already_issued,
-                      created_by=created_by)
-        s.add(batch)
-        s.flush()
-        batch.base_uri = settings.resolved_document_base_uri() + f"{batch.id}/"
-        write_documents(settings.document_dir, batch.id, rows)
-        values = [
-            {"batch_id": batch.id, "kind": "issue", "idempotency_key": fp, "line": int(line), "state": JobState.VALIDATED.value,
-             "institution": inst, "student_id": sid, "student_name": name, "student_wallet": wallet, "degree": degree,
-             "major": major, "graduation_date": gdate, "expires_at": int(exp), "fingerprint": fp, "document": doc,
-             "metadata_suffix": suffix_for(int(line)), "error_message": "", "retryable": False, "retries": 0}
-            for line, inst, sid, name, wallet, degree, major, gdate, exp, fp, doc in zip(
-                rows["line"], rows["institution"], rows["student_id"], rows["student_name"], rows["student_wallet"],
-                rows["degree"], rows["major"], rows["graduation_date"], rows["expires_at"], rows["fingerprint"],
-                rows["document"])
-        ]
-        dialect_insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        for start in range(0, len(values), 5000):
-            # a concurrent upload of the same rows loses the race quietly: one job per fingerprint
-            s.execute(dialect_insert(Job).on_conflict_do_nothing(index_elements=["kind", "idempotency_key"]),
-                      values[start : start + 5000])
-        report.batch_id = batch.id
-    report.queued = enqueue_batch(report.batch_id, settings=settings, engine=engine, publish=publish)
+    try:
+        if reject_on_invalid and report.invalid:
+            report.rejected = True
+            report.rejected_reason = (f"{report.invalid} invalid row(s) and the upload was asked to reject the "
+                                      f"whole file on any invalid row; nothing was written")
+            return report
+        if report.blocked and not queue_while_blocked:
+            report.rejected = True
+            report.rejected_reason = "the contract would refuse these credentials now (" + "; ".join(
+                p["message"] for p in report.problems) + "); nothing was written"
+            return report
+        if rows.empty:
+            return report
+        report.batch_ids = _write(report, rows, settings=settings, engine=engine, created_by=created_by,
+                                  progress=progress)
+    finally:
+        rows.close()
+    report.batch_id = report.batch_ids[0] if report.batch_ids else None
+    for batch_id in report.batch_ids:
+        report.queued += enqueue_batch(batch_id, settings=settings, engine=engine, publish=publish,
+                                       progress=progress, already=report.queued, total=report.written)
     return report
 
 
-def enqueue_batch(batch_id: int, *, settings: Settings, engine, publish=None, include_queued: bool = False) -> int:
-    """Publish every not-yet-queued job of a batch (and, after a broker outage, the queued ones), then mark it
-    queued. Safe to run again: the signer ignores a job it has taken already."""
+def _job_values(rows: pd.DataFrame, batch_id: int) -> list[dict]:
+    return [
+        {"batch_id": batch_id, "kind": "issue", "idempotency_key": fp, "line": line, "state": JobState.VALIDATED.value,
+         "institution": inst, "student_id": sid, "student_name": name, "student_wallet": wallet, "degree": degree,
+         "major": major, "graduation_date": gdate, "expires_at": exp, "fingerprint": fp, "document": doc,
+         "metadata_suffix": f"{line}.json", "error_message": "", "retryable": False, "retries": 0}
+        for line, inst, sid, name, wallet, degree, major, gdate, exp, fp, doc in zip(
+            rows["line"].tolist(), rows["institution"], rows["student_id"], rows["student_name"],
+            rows["student_wallet"], rows["degree"], rows["major"], rows["graduation_date"],
+            rows["expires_at"].tolist(), rows["fingerprint"], rows["document"])
+    ]
+
+
+def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine, created_by: str,
+           progress: Progress | None) -> list[int]:
+    """One transaction: a batch per institution, its jobs, its documents. All or nothing."""
+    root = settings.document_dir
+    batches: dict[str, int] = {}
+    try:
+        with session_scope(engine) as s:
+            dialect_insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+            statement = dialect_insert(Job).on_conflict_do_nothing(index_elements=["kind", "idempotency_key"])
+            done = 0
+            for chunk in rows.chunks():
+                for institution, part in chunk.groupby("institution", sort=False):
+                    if institution not in batches:
+                        batches[institution] = _new_batch(s, report, institution, settings, created_by)
+                        documents.begin(root, batches[institution])
+                    batch_id = batches[institution]
+                    values = _job_values(part, batch_id)
+                    for start in range(0, len(values), INSERT_CHUNK):
+                        # a concurrent upload of the same rows loses the race quietly: one job per fingerprint
+                        s.execute(statement, values[start : start + INSERT_CHUNK])
+                    documents.write_staged(documents.partial_dir(root, batch_id), part)
+                    done += len(part)
+                    if progress:
+                        progress("written", done, rows.count)
+            counts = dict(s.execute(select(Job.batch_id, func.count()).where(Job.batch_id.in_(batches.values()))
+                                    .group_by(Job.batch_id)).all())
+            for batch_id in batches.values():
+                s.get(Batch, batch_id).row_count = counts.get(batch_id, 0)
+                documents.publish(root, batch_id)
+            report.written = sum(counts.values())
+    except BaseException:
+        for batch_id in batches.values():
+            documents.discard(root, batch_id)
+        raise
+    return list(batches.values())
+
+
+def _new_batch(s, report: UploadReport, institution: str, settings: Settings, created_by: str) -> int:
+    first = not s.info.get("has_batch")
+    s.info["has_batch"] = True
+    batch = Batch(filename=report.filename[:255], institution=institution, created_by=created_by,
+                  invalid_count=report.invalid if first else 0,
+                  duplicate_count=report.duplicate + report.already_issued if first else 0)
+    s.add(batch)
+    s.flush()
+    batch.base_uri = settings.resolved_document_base_uri() + f"{batch.id}/"
+    return batch.id
+
+
+def enqueue_batch(batch_id: int, *, settings: Settings, engine, publish=None, include_queued: bool = False,
+                  progress: Progress | None = None, already: int = 0, total: int = 0) -> int:
+    """Publish every not-yet-queued job of a batch (and, after a broker outage, the queued ones), marking
+    each published slice queued. Safe to run again: the signer ignores a job it has taken already."""
     if publish is None:
         from workers.actors import publish_jobs as publish
     with session_scope(engine) as s:
         states = [JobState.VALIDATED.value] + ([JobState.QUEUED.value] if include_queued else [])
         ids = list(s.execute(select(Job.id).where(Job.batch_id == batch_id, Job.state.in_(states))
                              .order_by(Job.id)).scalars())
-    if not ids:
-        return 0
-    publish(ids, queue_name=settings.queue_name)
-    with session_scope(engine) as s:
-        transition_many(s, ids, JobState.QUEUED, "published to RabbitMQ", only_from=[JobState.VALIDATED])
+    for start in range(0, len(ids), PUBLISH_SLICE):
+        part = ids[start : start + PUBLISH_SLICE]
+        publish(part, queue_name=settings.queue_name)
+        with session_scope(engine) as s:
+            transition_many(s, part, JobState.QUEUED, "published to RabbitMQ", only_from=[JobState.VALIDATED])
+        if progress:
+            progress("queued", already + start + len(part), total or len(ids))
     return len(ids)
