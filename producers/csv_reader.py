@@ -98,10 +98,12 @@ class CsvFile:
             self.delimiter = sniff_delimiter(first)
             self._text.seek(0)
             self._reader = csv.reader(self._text, delimiter=self.delimiter)
-            self._last = 0
+            self._last, self.header = 0, None
             for line, row in self._iter():
                 self.header, self.header_line = [c.strip() for c in row], line
                 break
+            if self.header is None:
+                raise CsvFileError("The file is empty.")
         except BaseException:
             self.__exit__(None, None, None)
             raise

@@ -111,7 +111,7 @@ def test_binary_file():
         "The file is not a CSV text file (it contains binary data).")
 
 
-@pytest.mark.parametrize("data", [b"", b"\r\n\r\n   \n", b"\xef\xbb\xbf", b",,,\r\n,,,\r\n"])
+@pytest.mark.parametrize("data", [b"", b"\r\n\r\n   \n", b"\xef\xbb\xbf", b",,,\r\n,,,\r\n", b"\x0b\x0c\n"])
 def test_empty_file(data):
     assert file_error(data) == "The file is empty."
 
@@ -198,3 +198,21 @@ def test_read_original_rows():
     original = read_original_rows(data, {4})
     assert original == {4: {"ID": "2", "Name": "=cmd()", "Wallet": "bad", "Degree": "BSc", "Major": "P",
                             "Date": "2025-06-14", "column 7": "", "Notes": "x"}}
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+csv_text = st.lists(st.sampled_from(list('ab0x;,\t|"\r\n .-/é') + [W1, "2025-06-14", "\x00", "\ufeff"]),
+                    max_size=60).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.binary(max_size=300), csv_text.map(lambda t: (HEADER + "\n" + t).encode("utf-8"))))
+def test_any_input_gives_rows_and_row_errors_or_a_file_error(data):
+    try:
+        rows, errors, total = validate(data)
+    except CsvFileError as exc:
+        assert str(exc).endswith(".")
+        return
+    assert len(rows) + len({e.line for e in errors}) == total
+    assert all(e.line >= 2 for e in errors) and rows["line"].is_monotonic_increasing
