@@ -70,6 +70,9 @@ def run_demo(*, csv_path: str, block_time: float) -> int:
             "BLOCKPROOF_DOCUMENT_DIR": str(DEMO_DIR / "documents"), "BLOCKPROOF_CONFIRMATIONS": "2",
         }
         child_env = os.environ | overrides
+        from models.db import migrate
+
+        migrate(overrides["DATABASE_URL"])
         for role in ("signer", "consumer"):
             log = open(DEMO_DIR / f"{role}.log", "w")
             procs.append(subprocess.Popen([sys.executable, "-m", "blockproof.cli", role], env=child_env,

@@ -41,8 +41,40 @@ def engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """Several processes start at once (signer, consumer, web): only one migrates at a time."""
+    if url.startswith("sqlite"):
+        import fcntl
+        import hashlib
+        import tempfile
+
+        path = Path(tempfile.gettempdir()) / f"blockproof-migrate-{hashlib.sha1(url.encode()).hexdigest()[:16]}.lock"
+        with open(path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    from sqlalchemy import text
+
+    with engine_for(url).connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(724_157_301)"))
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(724_157_301)"))
+            conn.commit()
+
+
 def migrate(url: str) -> None:
     """Bring the database schema to the latest migration."""
+    with _migration_lock(url):
+        _upgrade(url)
+
+
+def _upgrade(url: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
