@@ -53,8 +53,8 @@ def indexer(session: Session, facts: Facts) -> dict | None:
     panel = status.indexer_panel(session)
     chain = facts.chain.get()
     if panel is not None and chain["head"] is not None:
-        panel["chain_head"] = chain["head"]
-        panel["lag"] = max(0, chain["head"] - panel["last_indexed"])
+        panel["chain_head"] = max(chain["head"], panel["head"])  # the cached head may be a few seconds old
+        panel["lag"] = max(0, panel["chain_head"] - panel["last_indexed"])
     return panel
 
 

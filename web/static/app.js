@@ -61,6 +61,11 @@
     if (timer === null && document.visibilityState === "visible") timer = setTimeout(poll, INTERVAL);
   }
 
+  // widths are set here, not in style attributes: the Content-Security-Policy allows no inline styles
+  document.querySelectorAll("[data-width]").forEach(function (el) {
+    el.style.width = parseFloat(el.getAttribute("data-width")) + "%";
+  });
+
   if (url) {
     document.addEventListener("visibilitychange", function () {
       if (document.visibilityState === "visible") { if (timer === null) poll(); }

@@ -1,0 +1,201 @@
+"""The monitoring UI in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright; no browser is
+downloaded), against `blockproof web` as its own process and a real pipeline (Anvil, RabbitMQ, SQLite, signer
+and consumer processes). Saves screenshots of the main pages to docs/screenshots/."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlmodel import Session
+
+from blockproof.settings import PROJECT_ROOT
+from models.tables import Job
+from tests.conftest import require
+from tests.harness import write_csv
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = PROJECT_ROOT / "docs" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-dev-shm-usage"]
+REVERT_ALWAYS = "0x60006000fd"  # PUSH1 0 PUSH1 0 REVERT: a contract that refuses every call without a reason
+OPERATOR_PW, VIEWER_PW = "op-" + uuid.uuid4().hex[:12], "view-" + uuid.uuid4().hex[:12]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def web(make_pipeline, sqlite_url, tmp_path):
+    """The pipeline running, and `blockproof web` serving it on a free port."""
+    require(Path(CHROMIUM).exists() or shutil.which("chromium") is not None, "Chromium (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api")
+    p = make_pipeline(sqlite_url)
+    p.start("signer")
+    p.start("consumer")
+    port = _free_port()
+    env = os.environ | p.env_vars() | {"BLOCKPROOF_OPERATOR_PASSWORD": OPERATOR_PW,
+                                       "BLOCKPROOF_VIEWER_PASSWORD": VIEWER_PW,
+                                       "BLOCKPROOF_WEB_SECRET": uuid.uuid4().hex * 2}
+    log = open(tmp_path / "web.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "blockproof.cli", "web", "--port", str(port)], env=env,
+                              cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        assert server.poll() is None, (tmp_path / "web.log").read_text()
+    try:
+        yield p, base
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def _login(page, base: str, user: str, password: str) -> None:
+    page.goto(base + "/login")
+    page.select_option("select[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _wait_text(page, selector: str, text: str, timeout: float = 150) -> None:
+    """Wait for the live-updated element (polling JSON every few seconds) to read `text`."""
+    page.wait_for_function("([sel, text]) => { const el = document.querySelector(sel); "
+                           "return el && el.textContent.trim() === text; }", arg=[selector, text],
+                           timeout=timeout * 1000)
+
+
+def _upload(page, base: str, csv_path: Path) -> None:
+    page.goto(base + "/upload")
+    page.set_input_files("input[name=file]", str(csv_path))
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_url(lambda url: "/upload/" in url)
+
+
+def _wait_jobs(p, batch_id: int, state: str, n: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with Session(p.engine) as s:
+            states = list(s.execute(select(Job.state).where(Job.batch_id == batch_id)).scalars())
+        if states.count(state) == n:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"batch {batch_id}: {states}")
+
+
+def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix_and_a_viewer_cannot(web, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    p, base = web
+    graduates = write_csv(tmp_path / "graduates.csv", 24, seed=5, invalid_fraction=0.2)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        operator = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
+        _login(operator, base, "operator", OPERATOR_PW)
+
+        # upload → preview with the invalid rows → commit
+        _upload(operator, base, graduates)
+        errors = operator.locator("#upload-errors tbody tr")
+        assert errors.count() >= 1
+        new = int(operator.locator("[data-count=new]").inner_text().replace(",", ""))
+        invalid = int(operator.locator("[data-count=invalid]").inner_text())
+        assert invalid >= 1 and new + invalid == 24
+        assert operator.locator("a", has_text="Download error CSV").count() == 1
+        assert p.counts() == {}, "nothing is queued before commit"
+        _shot(operator, "upload-preview")
+        operator.click("#commit-form button[type=submit]")
+        operator.wait_for_url(lambda url: "/batches/" in url)
+        batch1 = int(operator.url.rstrip("/").rsplit("/", 1)[-1])
+
+        # the progress line updates itself until every row is confirmed
+        _wait_text(operator, "[data-live='batch.progress']", f"{new}/{new} confirmed · 0 pending · 0 failed")
+        _shot(operator, "batch")
+        operator.goto(base + "/batches")
+        _shot(operator, "batches")
+
+        # pause issuance, queue three more rows, break the contract, resume: the rows fail pre-flight
+        operator.goto(base + "/")
+        operator.locator("#signer-panel button", has_text="Pause issuance").click()
+        operator.wait_for_url(base + "/")
+        assert "paused by operator" in operator.locator("#signer-panel").inner_text()
+        _upload(operator, base, write_csv(tmp_path / "more.csv", 3, seed=77))
+        operator.click("#commit-form button[type=submit]")
+        operator.wait_for_url(lambda url: "/batches/" in url)
+        batch2 = int(operator.url.rstrip("/").rsplit("/", 1)[-1])
+        _wait_jobs(p, batch2, "ready", 3)
+        vault = p.env.vault_address
+        original_code = p.chain.rpc("eth_getCode", vault, "latest")
+        p.chain.rpc("anvil_setCode", vault, REVERT_ALWAYS)
+        operator.goto(base + "/")
+        operator.locator("#signer-panel button", has_text="Resume issuance").click()
+        operator.wait_for_url(base + "/")
+        _shot(operator, "dashboard")
+        operator.goto(f"{base}/batches/{batch2}")
+        _wait_text(operator, "[data-live='batch.progress']", "0/3 confirmed · 0 pending · 3 failed", timeout=60)
+
+        # the failed job says why, in plain words, and whether a retry can help
+        operator.locator("table.jobs tbody tr a").first.click()
+        operator.wait_for_url(lambda url: "/jobs/" in url)
+        job_url = operator.url
+        reason = operator.locator("#error-reason").inner_text()
+        assert "The contract refused the call" in reason and "retryable" in reason and "not retryable" not in reason
+        _shot(operator, "job")
+
+        # a viewer sees the same page without the retry button and is refused if it tries anyway
+        viewer = browser.new_context().new_page()
+        _login(viewer, base, "viewer", VIEWER_PW)
+        viewer.goto(job_url)
+        assert viewer.locator("#retry-job").count() == 0
+        assert "Only an operator can retry" in viewer.content()
+        token = viewer.request.get(base + "/api/me").json()["csrf_token"]
+        refused = viewer.request.post(job_url + "/retry", headers={"X-CSRF-Token": token})
+        assert refused.status == 403
+        viewer.goto(f"{base}/batches/{batch2}")
+        assert viewer.locator("text=Retry all").count() == 0
+
+        # fix the cause, retry one job, then all the others of the batch (each confirmation names the count)
+        p.chain.rpc("anvil_setCode", vault, original_code)
+        operator.click("#retry-job")
+        assert "Retry 1 job" in operator.locator("h1").inner_text()
+        operator.locator("button.primary", has_text="Retry 1 job").click()
+        operator.wait_for_url(job_url)
+        assert "1 re-queued" in operator.locator(".flash").inner_text()
+        operator.goto(f"{base}/batches/{batch2}")
+        operator.locator("a", has_text="Retry all 2 failed").click()
+        assert operator.locator("h1").inner_text() == f"Retry 2 failed jobs of batch {batch2}?"
+        operator.locator("button.primary", has_text="Retry 2 jobs").click()
+        operator.wait_for_url(f"{base}/batches/{batch2}")
+        _wait_text(operator, "[data-live='batch.progress']", "3/3 confirmed · 0 pending · 0 failed", timeout=120)
+        operator.goto(job_url)
+        assert operator.locator("h2 .state").first.inner_text() == "confirmed"
+
+        # the audit page lists what the operator did
+        operator.goto(base + "/audit")
+        audit = operator.locator("main").inner_text()
+        for action in ("upload.commit", "signer.pause", "signer.resume", "retry"):
+            assert action in audit
+        browser.close()
+    p.assert_exactly_once(new + 3)
+    assert batch1 != batch2
