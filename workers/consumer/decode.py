@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from eth_utils import to_checksum_address
+from Crypto.Hash import keccak
 
 from blockproof import vault
 
 
 @lru_cache(maxsize=65536)
 def _address(topic: str) -> str:
-    return to_checksum_address("0x" + topic[-40:])
+    """EIP-55 checksum address of an indexed address topic (same result as eth_utils, a fraction of the cost)."""
+    hex40 = topic[-40:].lower()
+    digest = keccak.new(digest_bits=256, data=hex40.encode()).hexdigest()
+    return "0x" + "".join(c.upper() if d in "89abcdef" else c for c, d in zip(hex40, digest))
 
 
 def _string_at(data: str, offset: int) -> str:
