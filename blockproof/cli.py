@@ -23,40 +23,56 @@ def _context():
 
 
 def cmd_upload(args) -> int:
-    from producers.error_report import write_error_report
+    from pathlib import Path
+
+    from producers.console import (EXIT_ERROR, EXIT_USAGE, ProgressLine, print_upload_summary,
+                                   upload_exit_code)
     from producers.records import CsvFileError
     from producers.upload import commit, plan
 
+    if not Path(args.file).is_file():
+        _err(f"error: {args.file} does not exist or is not a file")
+        return EXIT_USAGE
     settings, engine = _context()
+    progress = ProgressLine()
+    report = None
     try:
-        report, rows = plan(args.file, filename=args.file, institution=args.institution, settings=settings, engine=engine,
-                            check_chain=not args.no_chain_check)
+        report, rows = plan(args.file, filename=Path(args.file).name, institution=args.institution, settings=settings,
+                            engine=engine, check_chain=not args.no_chain_check, stage=not args.dry_run,
+                            progress=progress)
+        if args.errors_out:
+            _write_errors(args.file, report.errors, args.errors_out)
+        if not args.dry_run:
+            report = commit(report, rows, settings=settings, engine=engine, reject_on_invalid=args.reject_on_invalid,
+                            queue_while_blocked=args.queue_while_blocked, progress=progress)
     except CsvFileError as exc:
+        progress.clear()
         _err(f"error: {exc}")
         return EXIT_INVALID
-    except FileNotFoundError:
-        _err(f"error: {args.file} does not exist")
-        return EXIT_USAGE
-    if args.errors_out and report.errors:
-        write_error_report(report.errors, args.errors_out)
-    if not args.dry_run:
-        report = commit(report, rows, settings=settings, engine=engine, reject_on_invalid=args.reject_on_invalid)
+    except KeyboardInterrupt:
+        progress.clear()
+        _err("interrupted: " + (report.warnings[-1] if report and report.warnings and "requeue" in report.warnings[-1]
+                                else "nothing was written"))
+        return 130
+    except Exception as exc:  # database, broker: say what happened, and how to finish the job
+        progress.clear()
+        hint = report.warnings[-1] if report and report.warnings and "requeue" in report.warnings[-1] else ""
+        _err(f"error: {exc.__class__.__name__}: {exc}" + (f"\n{hint}" if hint else ""))
+        return EXIT_ERROR
+    progress.clear()
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
-    else:
-        for error in report.errors[:50]:
-            _err(error.message)
-        if len(report.errors) > 50:
-            _err(f"… and {len(report.errors) - 50} more (use --errors-out FILE for all of them)")
-        for warning in report.warnings:
-            _err(f"warning: {warning}")
-        mode = "dry run, nothing written" if report.dry_run else (
-            "rejected, nothing written" if report.rejected else f"batch {report.batch_id}, {report.queued} queued")
-        _err(f"{report.total_rows} rows: {report.new} new, {report.duplicate} uploaded before, "
-             f"{report.already_issued} already on chain, {report.invalid} invalid ({mode})")
-    if report.rejected or (report.errors and args.dry_run):
-        return EXIT_INVALID
-    return EXIT_PARTIAL if report.errors else EXIT_OK
+    print_upload_summary(report)
+    return upload_exit_code(report)
+
+
+def _write_errors(source, errors, out) -> None:
+    from producers.csv_reader import read_original_rows
+    from producers.error_report import write_error_report
+
+    originals = read_original_rows(source, {e.line for e in errors}) if errors else {}
+    write_error_report(errors, out, original_rows=originals)
+    _err(f"{len(errors)} problem(s) written to {out}")
 
 
 def cmd_status(args) -> int:
@@ -144,17 +160,46 @@ def cmd_retry(args) -> int:
 
 
 def cmd_revoke(args) -> int:
-    from producers.revocations import RevocationRequest, revoke
+    from pathlib import Path
 
+    from producers.console import EXIT_USAGE, print_row_errors, revoke_exit_code
+    from producers.records import CsvFileError
+    from producers.revocations import RevocationRequest, revoke, revoke_file
+
+    if (args.credential is None) == (args.file is None):
+        _err("error: give a credential id (with --reason) or --file CSV, not both")
+        return EXIT_USAGE
+    if args.file is None and not args.reason:
+        _err("error: --reason is required when revoking one credential")
+        return EXIT_USAGE
+    if args.file is not None and not Path(args.file).is_file():
+        _err(f"error: {args.file} does not exist or is not a file")
+        return EXIT_USAGE
     settings, engine = _context()
-    report = revoke([RevocationRequest(line=1, reason=args.reason, credential_id=args.credential)],
-                    settings=settings, engine=engine)
-    for e in report.errors:
-        _err(f"error: credential {e.value} {e.reason}")
-    if report.errors:
+    try:
+        if args.file is not None:
+            report = revoke_file(args.file, settings=settings, engine=engine, filename=Path(args.file).name,
+                                 dry_run=args.dry_run, reject_on_invalid=args.reject_on_invalid)
+        else:
+            report = revoke([RevocationRequest(line=1, reason=args.reason, credential_id=args.credential)],
+                            settings=settings, engine=engine, dry_run=args.dry_run)
+    except CsvFileError as exc:
+        _err(f"error: {exc}")
         return EXIT_INVALID
-    _err(f"revocation queued (batch {report.batch_id})" if report.created else "this revocation was requested already")
-    return EXIT_OK
+    if args.errors_out and args.file is not None:
+        _write_errors(args.file, report.errors, args.errors_out)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    if args.file is None:
+        for e in report.errors:
+            _err(f"error: credential {e.value} {e.reason}")
+    else:
+        print_row_errors(report.errors, len(report.errors))
+    outcome = ("dry run, nothing written" if report.dry_run else "rejected, nothing written" if report.rejected
+               else f"batch {report.batch_id}, {report.queued} queued" if report.batch_id else "nothing queued")
+    _err(f"{report.requested} requested: {report.created} to revoke, {report.already_requested} requested before, "
+         f"{report.invalid} invalid ({outcome})")
+    return revoke_exit_code(report)
 
 
 def cmd_verify(args) -> int:
@@ -216,13 +261,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    u = sub.add_parser("upload", help="validate a graduation-list CSV and queue its rows")
+    u = sub.add_parser("upload", help="validate a graduation-list CSV and queue its rows",
+                       description="Validate every row, check it against the database and the chain, pre-flight the "
+                       "contract rules, then write and queue the new rows (docs/csv-format.md).",
+                       epilog="exit codes: 0 ok; 1 error (nothing written, or written but not all queued: see the "
+                       "message); 2 usage; 3 validation failed (nothing written); 4 valid rows queued, some rows "
+                       "invalid; 130 interrupted")
     u.add_argument("file")
     u.add_argument("--institution", help="institution address (else the file's institution column)")
     u.add_argument("--dry-run", action="store_true", help="report only: write and queue nothing")
     u.add_argument("--errors-out", metavar="FILE", help="write every invalid row to this CSV")
     u.add_argument("--reject-on-invalid", action="store_true", help="queue nothing if any row is invalid")
     u.add_argument("--no-chain-check", action="store_true", help="skip the fingerprintUsed check on chain")
+    u.add_argument("--queue-while-blocked", action="store_true",
+                   help="queue even when the pre-flight says the contract would refuse now (the signer holds the jobs)")
     u.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     u.set_defaults(func=cmd_upload)
 
@@ -241,9 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batch", type=int, help="every failed or dead job of this batch")
     r.set_defaults(func=cmd_retry)
 
-    rv = sub.add_parser("revoke", help="revoke a credential")
-    rv.add_argument("credential", type=int)
-    rv.add_argument("--reason", required=True)
+    rv = sub.add_parser("revoke", help="revoke a credential, or every credential listed in a CSV (--file)")
+    rv.add_argument("credential", type=int, nargs="?")
+    rv.add_argument("--reason", help="why (required for one credential; a CSV has a reason column)")
+    rv.add_argument("--file", metavar="CSV", help="credential ids or fingerprints with reasons (docs/csv-format.md)")
+    rv.add_argument("--dry-run", action="store_true", help="report only: write and queue nothing")
+    rv.add_argument("--errors-out", metavar="FILE", help="write every invalid row of the CSV to this file")
+    rv.add_argument("--reject-on-invalid", action="store_true", help="queue nothing if any row is invalid")
+    rv.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     rv.set_defaults(func=cmd_revoke)
 
     v = sub.add_parser("verify", help="is credential N valid (and does this fingerprint match)?")

@@ -29,20 +29,25 @@ def restore(cell: str) -> str:
     return cell[1:] if cell.startswith("'") else cell
 
 
+def _label(column: str) -> str:
+    """An original column named like a report column (e.g. a revocation list's "reason") is kept, renamed."""
+    return f"{column} (in file)" if column in BASE_COLUMNS else column
+
+
 def _columns(original_rows: dict[int, dict] | None) -> list[str]:
     extra: dict[str, None] = {}
     for row in (original_rows or {}).values():
         extra.update(dict.fromkeys(row))
-    return BASE_COLUMNS + [c for c in extra if c not in BASE_COLUMNS]
+    return list(extra)
 
 
 def _write(errors: Iterable[RowError], stream, original_rows: dict[int, dict] | None) -> None:
-    columns = _columns(original_rows)
+    originals = _columns(original_rows)
     writer = csv.writer(stream, lineterminator="\r\n")
-    writer.writerow([neutralise(c) for c in columns])
+    writer.writerow([neutralise(c) for c in BASE_COLUMNS + [_label(c) for c in originals]])
     for e in errors:
         original = (original_rows or {}).get(e.line, {})
-        cells = [e.line, e.field, e.value, e.reason] + [original.get(c, "") for c in columns[4:]]
+        cells = [e.line, e.field, e.value, e.reason] + [original.get(c, "") for c in originals]
         writer.writerow([neutralise(c) for c in cells])
 
 

@@ -191,9 +191,15 @@ def commit(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
     finally:
         rows.close()
     report.batch_id = report.batch_ids[0] if report.batch_ids else None
-    for batch_id in report.batch_ids:
-        report.queued += enqueue_batch(batch_id, settings=settings, engine=engine, publish=publish,
-                                       progress=progress, already=report.queued, total=report.written)
+    try:
+        for batch_id in report.batch_ids:
+            report.queued += enqueue_batch(batch_id, settings=settings, engine=engine, publish=publish,
+                                           progress=progress, already=report.queued, total=report.written)
+    except BaseException:
+        report.warnings.append(
+            "Stopped while queueing: every job is written but not all are queued; run "
+            + " and ".join(f"`blockproof requeue {b}`" for b in report.batch_ids) + " to queue the rest.")
+        raise
     return report
 
 
