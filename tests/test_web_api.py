@@ -330,7 +330,7 @@ def test_the_overview_shows_signer_queues_indexer_and_throughput(api, issued, pi
     o = api.get("/api/overview", auth=VIEW).json()
     signer = o["signers"][0]
     assert signer["address"] == pipeline.env.signer_address and signer["balance_wei"] > 0
-    assert signer["issuances_left"] > 0 and signer["chain_nonce"] == signer["local_nonce"]
+    assert signer["issuances_left"] > 0 and signer["local_nonce"] >= signer["chain_nonce"] >= 1
     assert o["indexer"]["last_indexed"] > 0 and o["indexer"]["lag"] >= 0
     names = [q["name"] for q in o["queues"]["queues"]]
     assert names == [pipeline.queue, f"{pipeline.queue}.DQ", f"{pipeline.queue}.XQ"]

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from blockproof.errors import RpcError, RpcUnavailable
 from blockproof.verify import credential_status
@@ -63,10 +64,28 @@ def metrics(request: Request, user: Viewer):
 
 
 # ---- public read path ----------------------------------------------------------------------------
-def _status(request: Request, credential_id: int, fingerprint: str | None) -> dict:
+class _NeedsChain(Exception):
+    pass
+
+
+class _DatabaseOnly:
+    """An Rpc stand-in for the first try: a database miss raises instead of blocking the event loop."""
+
+    def call(self, *args, **kwargs):
+        raise _NeedsChain()
+
+
+async def _status(request: Request, credential_id: int, fingerprint: str | None) -> dict:
+    """blockproof.verify.credential_status: a database hit is answered on the event loop (one indexed SELECT);
+    a miss asks the chain from the thread pool."""
+    state = request.app.state
     try:
-        result = credential_status(credential_id, fingerprint=fingerprint, settings=request.app.state.settings,
-                                   engine=request.app.state.engine, rpc=request.app.state.rpc)
+        try:
+            result = credential_status(credential_id, fingerprint=fingerprint, settings=state.settings,
+                                       engine=state.engine, rpc=_DatabaseOnly())
+        except _NeedsChain:
+            result = await run_in_threadpool(credential_status, credential_id, fingerprint=fingerprint,
+                                             settings=state.settings, engine=state.engine, rpc=state.rpc)
     except (RpcUnavailable, RpcError) as exc:
         raise HTTPException(503, f"not in the database and the chain could not be asked: {exc}")
     if not result.get("exists"):
@@ -76,15 +95,15 @@ def _status(request: Request, credential_id: int, fingerprint: str | None) -> di
 
 @router.get("/api/credentials/{credential_id}/status", tags=["public"],
             summary="Credential status (database first, chain fallback); public")
-def credential_status_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)]):
-    return _status(request, credential_id, None)
+async def credential_status_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)]):
+    return await _status(request, credential_id, None)
 
 
 @router.get("/api/credentials/{credential_id}/verify", tags=["public"],
             summary="Does this fingerprint belong to a valid credential? (database first, chain fallback); public")
-def credential_verify_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)],
-                          fingerprint: Annotated[str, Query(pattern=FINGERPRINT.pattern)]):
-    return _status(request, credential_id, fingerprint)
+async def credential_verify_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)],
+                                fingerprint: Annotated[str, Query(pattern=FINGERPRINT.pattern)]):
+    return await _status(request, credential_id, fingerprint)
 
 
 # ---- session ---------------------------------------------------------------------------------------

@@ -214,10 +214,10 @@ def credential_lookup(request: Request, user: Viewer, id: Annotated[str, Query(m
 
 
 @router.get("/credentials/{credential_id}")
-def credential(request: Request, credential_id: int, user: Viewer, s: DB):
+async def credential(request: Request, credential_id: int, user: Viewer, s: DB):
     error = None
     try:
-        c = api._status(request, credential_id, None)
+        c = await api._status(request, credential_id, None)
     except HTTPException as exc:
         c, error = None, exc.detail
     from sqlalchemy import select
