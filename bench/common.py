@@ -26,7 +26,13 @@ def machine() -> dict[str, str]:
         anvil = anvil.strip().splitlines()[0] if anvil.strip() else "?"
     except Exception:  # noqa: BLE001 - informational only
         anvil = "?"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT,
+                                timeout=10).stdout.strip()
+    except Exception:  # noqa: BLE001
+        commit = ""
     return {
+        "commit": os.environ.get("BENCH_COMMIT") or commit or "?",
         "uname": " ".join(platform.uname()[i] for i in (0, 2, 4)),
         "nproc": str(os.cpu_count()),
         "python": platform.python_version(),
