@@ -27,14 +27,12 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from blockproof.errors import RpcError, RpcUnavailable
 from blockproof.rpc import Rpc
 from blockproof.settings import Settings
 from models.db import session_scope
-from models.states import JobState
+from models.states import JobState, utcnow
 from models.tables import Batch, Job
 from models.transitions import transition_many
 from producers import documents
@@ -203,12 +201,26 @@ def commit(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
     return report
 
 
-def _job_values(rows: pd.DataFrame, batch_id: int) -> list[dict]:
+_JOB_COLUMNS = ("batch_id", "kind", "idempotency_key", "line", "state", "institution", "student_id", "student_name",
+                "student_wallet", "degree", "major", "graduation_date", "expires_at", "fingerprint", "document",
+                "metadata_suffix", "revocation_reason", "error_code", "error_message", "retryable", "retries",
+                "created_at", "updated_at")
+
+
+def _insert_sql(postgres: bool) -> str:
+    """The jobs INSERT as driver SQL: the driver's executemany, without per-row work in SQLAlchemy."""
+    mark = "%s" if postgres else "?"
+    return (f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({', '.join([mark] * len(_JOB_COLUMNS))}) "
+            f"ON CONFLICT (kind, idempotency_key) DO NOTHING")
+
+
+def _job_values(rows: pd.DataFrame, batch_id: int, postgres: bool) -> list[tuple]:
+    now = utcnow()
+    stamp = now if postgres else now.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DATETIME text form
+    validated = JobState.VALIDATED.value
     return [
-        {"batch_id": batch_id, "kind": "issue", "idempotency_key": fp, "line": line, "state": JobState.VALIDATED.value,
-         "institution": inst, "student_id": sid, "student_name": name, "student_wallet": wallet, "degree": degree,
-         "major": major, "graduation_date": gdate, "expires_at": exp, "fingerprint": fp, "document": doc,
-         "metadata_suffix": f"{line}.json", "error_message": "", "retryable": False, "retries": 0}
+        (batch_id, "issue", fp, line, validated, inst, sid, name, wallet, degree, major, gdate, exp, fp, doc,
+         f"{line}.json", "", "", "", False, 0, stamp, stamp)
         for line, inst, sid, name, wallet, degree, major, gdate, exp, fp, doc in zip(
             rows["line"].tolist(), rows["institution"], rows["student_id"], rows["student_name"],
             rows["student_wallet"], rows["degree"], rows["major"], rows["graduation_date"],
@@ -223,8 +235,9 @@ def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
     batches: dict[str, int] = {}
     try:
         with session_scope(engine) as s:
-            dialect_insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-            statement = dialect_insert(Job).on_conflict_do_nothing(index_elements=["kind", "idempotency_key"])
+            connection = s.connection()
+            postgres = connection.dialect.name == "postgresql"
+            statement = _insert_sql(postgres)
             done = 0
             for chunk in rows.chunks():
                 for institution, part in chunk.groupby("institution", sort=False):
@@ -232,10 +245,10 @@ def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
                         batches[institution] = _new_batch(s, report, institution, settings, created_by)
                         documents.begin(root, batches[institution])
                     batch_id = batches[institution]
-                    values = _job_values(part, batch_id)
+                    values = _job_values(part, batch_id, postgres)
                     for start in range(0, len(values), INSERT_CHUNK):
                         # a concurrent upload of the same rows loses the race quietly: one job per fingerprint
-                        s.execute(statement, values[start : start + INSERT_CHUNK])
+                        connection.exec_driver_sql(statement, values[start : start + INSERT_CHUNK])
                     documents.write_staged(documents.partial_dir(root, batch_id), part)
                     done += len(part)
                     if progress:
