@@ -96,14 +96,14 @@ async def _status(request: Request, credential_id: int, fingerprint: str | None)
 @router.get("/api/credentials/{credential_id}/status", tags=["public"],
             summary="Credential status (database first, chain fallback); public")
 async def credential_status_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)]):
-    return await _status(request, credential_id, None)
+    return JSONResponse(await _status(request, credential_id, None))
 
 
 @router.get("/api/credentials/{credential_id}/verify", tags=["public"],
             summary="Does this fingerprint belong to a valid credential? (database first, chain fallback); public")
 async def credential_verify_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)],
                                 fingerprint: Annotated[str, Query(pattern=FINGERPRINT.pattern)]):
-    return await _status(request, credential_id, fingerprint)
+    return JSONResponse(await _status(request, credential_id, fingerprint))
 
 
 # ---- session ---------------------------------------------------------------------------------------
