@@ -15,10 +15,11 @@ def get_broker() -> RabbitmqBroker:
     global _broker
     if _broker is None:
         settings = get_settings()
-        middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
+        # dramatiq runs after_* hooks in REVERSE order: MarkJobsDead must come before Retries in this list
+        # so that it runs after Retries has decided (message.failed) that the message is dead.
+        middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(), MarkJobsDead(),
                       Retries(min_backoff=int(settings.retry_backoff_seconds * 1000),
-                              max_backoff=int(settings.retry_backoff_max_seconds * 1000)),
-                      MarkJobsDead()]
+                              max_backoff=int(settings.retry_backoff_max_seconds * 1000))]
         _broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
         dramatiq.set_broker(_broker)
     return _broker

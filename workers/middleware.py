@@ -17,4 +17,8 @@ class MarkJobsDead(Middleware):
         job_ids = message.args[0] if message.args else []
         reason = f"{exception.__class__.__name__}: {exception}"
         log.error("message %s failed for good; %d job(s) dead: %s", message.message_id, len(job_ids), reason)
-        mark_dead(job_ids, reason)
+        try:
+            mark_dead(job_ids, reason)
+        except Exception:  # the message is in the dead-letter queue either way; `requeue` recovers the jobs
+            log.exception("could not mark %d job(s) dead (message %s is in the dead-letter queue)",
+                          len(job_ids), message.message_id)
