@@ -77,6 +77,7 @@ def _login(page, base: str, user: str, password: str) -> None:
 
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(600)  # let the progress bar's width transition finish
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 

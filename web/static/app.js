@@ -39,6 +39,19 @@
         var job = data.jobs[el.getAttribute("data-job-state")];
         if (job) { el.textContent = job.state; el.className = "state state-" + job.state; }
       });
+      // credential, transaction and error cells of rows whose content changed since the page was rendered
+      [["data-job-credential", "credential_id"], ["data-job-tx", "tx_hash"], ["data-job-error", "error_message"]]
+        .forEach(function (pair) {
+          document.querySelectorAll("[" + pair[0] + "]").forEach(function (el) {
+            var job = data.jobs[el.getAttribute(pair[0])];
+            if (!job) return;
+            var v = job[pair[1]] == null ? "" : String(job[pair[1]]);
+            if (el.textContent.trim() !== v && !(pair[1] === "tx_hash" && v && el.title === v)) {
+              if (pair[1] === "tx_hash" && v) { el.title = v; el.textContent = v.slice(0, 10) + "…" + v.slice(-6); }
+              else el.textContent = v;
+            }
+          });
+        });
     }
     var status = document.getElementById("live-status");
     if (status) status.textContent = "updated " + new Date().toLocaleTimeString();
