@@ -129,6 +129,8 @@ class Follower:
             if cp.block_number != start - 1 or cp.halted_reason:
                 return False  # moved by a resync meanwhile
             self._write(s, cp, issued, revoked, headers, stop, head)
+            if stop >= head:
+                self._maybe_reconcile(s, head)
         return stop >= head
 
     # ---- reading -------------------------------------------------------------------------
