@@ -157,7 +157,7 @@ def main(argv=None) -> int:
 
         migrate(db_url)  # the command migrates too; done before timing, as a deployed system would be
         upload = run_upload(csv_path, env)
-        print(upload["stderr"], file=sys.stderr)
+        print(upload["stderr"].splitlines()[-1], f"{upload['seconds']:.1f} s, {upload['peak_mib']:.0f} MiB", file=sys.stderr)
         from workers.broker import queue_depths
 
         os.environ["BLOCKPROOF_BROKER_URL"] = BROKER_URL
