@@ -60,11 +60,11 @@ def _migration_lock(url: str) -> Iterator[None]:
     from sqlalchemy import text
 
     with engine_for(url).connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(724_157_301)"))
+        conn.execute(text("SELECT pg_advisory_lock(724157301)"))
         try:
             yield
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(724_157_301)"))
+            conn.execute(text("SELECT pg_advisory_unlock(724157301)"))
             conn.commit()
 
 
