@@ -158,7 +158,7 @@ class Profiler:
         if not exe:
             self.error = "py-spy not installed (pip install -e .[test])"
             return False
-        self.proc = subprocess.Popen([exe, "record", "--pid", str(self.pid), "--rate", str(self.rate), "--nonblocking",
+        self.proc = subprocess.Popen([exe, "record", "--pid", str(self.pid), "--rate", str(self.rate), "--nonblocking", "--idle",
                                       "--format", "raw", "--output", str(self.out)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         return True
@@ -221,34 +221,55 @@ def _parse(line: str) -> tuple[list[tuple[str, str]], int]:
     return frames, int(count)
 
 
+WAITS = (("waiting for PostgreSQL", ("psycopg", "sqlite3")), ("waiting for the node (JSON-RPC)", ("socket.py", "http/client")),
+         ("waiting for RabbitMQ", ("pika", "select.py", "selectors.py")))
+IDLE_LEAVES = ("Condition.wait", "Event.wait", "sleep", "select", "poll", "epoll", "Lock.acquire")
+
+
+def _wait_kind(frames: list[tuple[str, str]]) -> str:
+    """What a sample is blocked on, from its innermost frames, or 'running' when it is computing."""
+    func, file = frames[-1]
+    if func in ("Connection.wait", "wait") and "psycopg" in file:
+        return "waiting for PostgreSQL"
+    if func in ("SocketIO.readinto", "readinto", "recv_into") or "socket.py" in file:
+        stack = " ".join(f for _, f in frames)
+        if "psycopg" in stack:
+            return "waiting for PostgreSQL"
+        return "waiting for RabbitMQ" if "pika" in stack else "waiting for the node (JSON-RPC)"
+    if any(func.endswith(leaf) for leaf in IDLE_LEAVES) or "selectors.py" in file:
+        return "idle (sleeping / waiting for work)"
+    return "running Python"
+
+
 def summarize_profile(path: Path) -> dict:
-    """Samples by thread and step (deepest matching project function) and by library (innermost match)."""
+    """py-spy --idle samples, by thread and step (deepest matching project function), split into running and
+    waiting; and the running samples by library (innermost match)."""
     steps: Counter = Counter()
+    waits: dict[str, Counter] = {}
     libs: Counter = Counter()
-    total = 0
+    total = running = 0
     for line in path.read_text().splitlines():
         if not line.strip():
             continue
         frames, count = _parse(line)
-        total += count
         context = next((name for name, (f, fn) in CONTEXTS if any(f in file and _is(func, fn) for func, file in frames)),
                        None)
         if context is None:
-            context = "broker threads (dramatiq, pika)" if any(
-                "dramatiq" in file or "pika" in file for _, file in frames) else "other threads"
+            continue  # the main thread waiting for a signal, broker heartbeats: idle by design
+        total += count
         step = ""
         for func, file in frames:  # outermost first: the deepest match wins
             hit = next((name for name, (f, fn) in STEPS if f in file and _is(func, fn)), None)
             if hit:
                 step = hit
         phase = next((name for func, file in frames for name, (f, fn) in PHASES if f in file and _is(func, fn)), "")
-        if context == "loop" and phase:
-            context = f"loop › {phase}"
-        if context in ("intake", "loop") or context.startswith("loop"):
-            step = f"{context} › {step or 'other'}"
-        else:
-            step = context
-        steps[step] += count
+        label = f"{context} › {phase + ' › ' if phase and context == 'loop' else ''}{step or 'other'}"
+        kind = _wait_kind(frames)
+        steps[label] += count
+        waits.setdefault(label, Counter())[kind] += count
+        if kind != "running Python":
+            continue
+        running += count
         lib = "Python code of the project / other"
         for func, file in reversed(frames):  # innermost first
             hit = next((name for name, needles in LIBRARIES if any(n in file for n in needles)), None)
@@ -256,4 +277,4 @@ def summarize_profile(path: Path) -> dict:
                 lib = hit
                 break
         libs[lib] += count
-    return {"samples": total, "steps": steps, "libraries": libs}
+    return {"samples": total, "running": running, "steps": steps, "waits": waits, "libraries": libs}

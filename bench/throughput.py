@@ -112,8 +112,9 @@ class Result:
         out["steady_blocks"] = [b.number for b in self.steady]
         out["rss_samples"] = self.rss_samples
         if self.profile:
-            out["profile"] = {"samples": self.profile["samples"], "steps": dict(self.profile["steps"]),
-                              "libraries": dict(self.profile["libraries"])}
+            out["profile"] = {"samples": self.profile["samples"], "running": self.profile["running"],
+                              "steps": dict(self.profile["steps"]), "libraries": dict(self.profile["libraries"]),
+                              "waits": {k: dict(v) for k, v in self.profile["waits"].items()}}
         return out
 
 
@@ -427,14 +428,21 @@ def render(results: list[Result], info: dict, command: str, load_start: str, loa
             if not r.profile:
                 lines += [f"(no profile: {r.profile_error or 'disabled'})", ""]
                 continue
-            total = r.profile["samples"]
-            lines += [f"py-spy record --pid (100 Hz, --nonblocking, active threads only): {total:,} samples "
-                      f"≈ {total / 100:,.1f} s of thread time over {r.txs:,} transactions "
-                      f"({1000 * total / 100 / max(r.txs, 1):,.1f} ms per tx).", "",
-                      "| by step (thread: deepest project function) | share |", "|---|--:|"]
-            lines += [f"| {k} | {v / total:.1%} |" for k, v in r.profile["steps"].most_common(14)]
-            lines += ["", "| by library (innermost frame) | share |", "|---|--:|"]
-            lines += [f"| {k} | {v / total:.1%} |" for k, v in r.profile["libraries"].most_common()]
+            total, running = r.profile["samples"], r.profile["running"]
+            kinds = ("running Python", "waiting for PostgreSQL", "waiting for the node (JSON-RPC)")
+            lines += [f"`py-spy record --idle --nonblocking --pid` at 100 Hz over the whole phase: {total:,} samples of "
+                      f"the intake thread (dramatiq worker: accept_jobs) and the signer loop thread, of which "
+                      f"{running:,} running Python ({running / 100:,.1f} s; /proc says {fmt(r.signer_cpu)} s of CPU "
+                      f"for the whole process) and the rest waiting for a reply or for work.", "",
+                      "| thread › loop phase › step | share of samples | " + " | ".join(kinds) + " | other waits |",
+                      "|---|--:|--:|--:|--:|--:|"]
+            for label, n in r.profile["steps"].most_common(16):
+                w = r.profile["waits"][label]
+                other = n - sum(w.get(k, 0) for k in kinds)
+                lines.append(f"| {label} | {n / total:.1%} | " + " | ".join(f"{w.get(k, 0) / total:.1%}" for k in kinds)
+                             + f" | {other / total:.1%} |")
+            lines += ["", "Running samples by library (innermost frame):", "", "| library | share of running |", "|---|--:|"]
+            lines += [f"| {k} | {v / max(running, 1):.1%} |" for k, v in r.profile["libraries"].most_common()]
             lines.append("")
     for r in results:
         extra = [n for n in r.notes] + ([f"exactly once: {r.exactly_once}"] if r.exactly_once else [])
