@@ -71,8 +71,8 @@ def test_range_errors_halve_the_getlogs_range_then_it_grows_back_and_every_event
 
 def test_a_long_history_is_backfilled_and_then_the_head_is_followed(world):
     chain, env, deploy_block, rpc, writer, url = world
-    issue_history(chain, writer, txs=20, per_tx=100, gap=100)  # 2,000 events over ~2,000 blocks
-    settings = consumer_settings(url, chain.rpc_url, env.vault_address, deploy_block, getlogs_chunk=500)
+    issue_history(chain, writer, txs=20, per_tx=100, gap=25)  # 2,000 events over ~500 blocks
+    settings = consumer_settings(url, chain.rpc_url, env.vault_address, deploy_block, getlogs_chunk=100)
     engine = engine_for(url)
     follower = Follower(settings, engine)
     thread = threading.Thread(target=follower.run, daemon=True)
