@@ -260,10 +260,13 @@ class Follower:
 
 
 def resync_from(engine, block: int) -> dict:
-    """Operator recovery after a deep-reorg alert: forget everything after `block` and ingest again."""
+    """Operator recovery after a deep-reorg alert: forget everything after `block` and ingest again.
+    Never moves the checkpoint forward (that would skip events)."""
     with session_scope(engine) as s:
-        forgotten = reconcile.forget_after(s, block)
         cp = s.get(ConsumerCheckpoint, CHECKPOINT)
+        if cp is not None and block > cp.block_number:
+            block = cp.block_number
+        forgotten = reconcile.forget_after(s, block)
         if cp is not None:
             cp.block_number = block
             cp.block_hash = ""
