@@ -66,3 +66,24 @@ def transition_many(
         )
         moved.extend(ids)
     return moved
+
+
+def transition_where(session: Session, condition, target: JobState, reason: str = "", *,
+                     only_from: Iterable[JobState] | None = None, **fields) -> int:
+    """Set-based transition of every job matching `condition` (no id lists): one INSERT…SELECT for the
+    history and one UPDATE. For whole slices of a batch. Returns how many jobs moved."""
+    from sqlalchemy import and_, literal
+
+    allowed = set(sources_of(target))
+    if only_from is not None:
+        allowed &= {JobState(s).value for s in only_from}
+    where = and_(condition, Job.state.in_(allowed))
+    now = utcnow()
+    columns = JobTransition.__table__.c
+    session.execute(insert(JobTransition).from_select(
+        ["job_id", "from_state", "to_state", "reason", "at"],
+        select(Job.id, Job.state, literal(target.value, columns.to_state.type), literal(reason, columns.reason.type),
+               literal(now, columns.at.type)).where(where)))
+    result = session.execute(update(Job).where(where).values(state=target.value, updated_at=now, **fields)
+                             .execution_options(synchronize_session=False))
+    return result.rowcount

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from blockproof.errors import RpcError, RpcUnavailable
 from blockproof.rpc import Rpc
@@ -34,7 +34,7 @@ from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import JobState, utcnow
 from models.tables import Batch, Job
-from models.transitions import transition_many
+from models.transitions import transition_many, transition_where
 from producers import documents
 from producers.chain_checks import FINGERPRINT_USED, Preflight, preflight, used_on_chain  # noqa: F401
 from producers.records import RowError
@@ -292,7 +292,8 @@ def enqueue_batch(batch_id: int, *, settings: Settings, engine, publish=None, in
         part = ids[start : start + PUBLISH_SLICE]
         publish(part, queue_name=settings.queue_name)
         with session_scope(engine) as s:
-            transition_many(s, part, JobState.QUEUED, "published to RabbitMQ", only_from=[JobState.VALIDATED])
+            transition_where(s, and_(Job.batch_id == batch_id, Job.id.between(part[0], part[-1])), JobState.QUEUED,
+                             "published to RabbitMQ", only_from=[JobState.VALIDATED])
         if progress:
             progress("queued", already + start + len(part), total or len(ids))
     return len(ids)
