@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     priority_fee_gwei: float = Field(1.0, description="starting maxPriorityFeePerGas")
     base_fee_multiplier: float = Field(2.0, description="maxFeePerGas = base fee × this + tip")
     max_tx_gas: int = Field(15_000_000, description="largest gas a batch transaction may use; bigger batches are halved (EIP-7825 caps a transaction at 16,777,216)")
+    low_balance_issuances: int = Field(1000, description="raise a low_balance alert when the signer's balance pays for fewer credentials than this")
     max_retries: int = Field(5, description="automatic retries of a temporary failure before a job is dead")
     retry_backoff_seconds: float = Field(2.0, description="first retry delay; doubles each retry")
     retry_backoff_max_seconds: float = Field(300.0, description="retry delay ceiling")

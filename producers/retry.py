@@ -9,7 +9,7 @@ from blockproof.rpc import Rpc
 from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import RETRYABLE_BY_PERSON, JobState
-from models.tables import Job
+from models.tables import CredentialEvent, Job
 from models.transitions import transition_many
 from producers.upload import _used_on_chain
 
@@ -26,6 +26,20 @@ def retryable_ids(session, *, batch_id: int) -> list[int]:
         Job.batch_id == batch_id, Job.state.in_([s.value for s in RETRYABLE_BY_PERSON]))).scalars())
 
 
+def _attach_known_events(session, jobs: list[Job]) -> None:
+    """Jobs already on chain are not re-sent: give them the event the consumer stored, if any, so they are
+    confirmed at depth (the consumer attaches events it ingests later by itself)."""
+    if not jobs:
+        return
+    events = {e.fingerprint: e for e in session.execute(select(CredentialEvent).where(
+        CredentialEvent.fingerprint.in_([j.fingerprint for j in jobs]))).scalars()}
+    for job in jobs:
+        event = events.get(job.fingerprint)
+        if event is not None:
+            job.credential_id, job.tx_hash, job.block_number = event.credential_id, event.tx_hash, event.block_number
+            session.add(job)
+
+
 def retry_jobs(job_ids: list[int], *, settings: Settings, engine, actor: str = "cli", publish=None) -> RetryResult:
     result = RetryResult()
     with session_scope(engine) as s:
@@ -35,8 +49,10 @@ def retry_jobs(job_ids: list[int], *, settings: Settings, engine, actor: str = "
         issue_fps = [j.fingerprint for j in candidates if j.kind == "issue"]
         used = _used_on_chain(Rpc(settings.rpc_url, settings.rpc_timeout_seconds), settings.vault_address, issue_fps) \
             if issue_fps else set()
-        on_chain = [j.id for j in candidates if j.kind == "issue" and j.fingerprint in used]
-        result.already_on_chain = on_chain
+        on_chain = [j for j in candidates if j.kind == "issue" and j.fingerprint in used]
+        result.already_on_chain = [j.id for j in on_chain]
+        _attach_known_events(s, on_chain)
+        on_chain = result.already_on_chain
         to_queue = [j.id for j in candidates if j.id not in set(on_chain)]
         result.requeued = transition_many(
             s, to_queue, JobState.QUEUED, f"retried by {actor}", only_from=RETRYABLE_BY_PERSON,

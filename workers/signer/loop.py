@@ -31,6 +31,9 @@ from workers.signer.simulate import Revert, simulate_many
 log = logging.getLogger("blockproof.signer")
 GWEI = 10**9
 HOLD_RECHECK_SECONDS = 2.0
+# rough gas per credential for the low-balance estimate (bench/results/gas.md: batch ≈125k, single ≈270k)
+BATCH_GAS_PER_CREDENTIAL = 130_000
+SINGLE_GAS_PER_CREDENTIAL = 280_000
 
 
 class Signer:
@@ -127,6 +130,19 @@ class Signer:
             state.balance_wei = str(self.balance)
             state.heartbeat_at = utcnow()
             s.add(state)
+            self._check_low_balance(s)
+
+    def _check_low_balance(self, s: Session) -> None:
+        """Alert before the money runs out, not after: how many more credentials does the balance pay for?"""
+        per_credential = (BATCH_GAS_PER_CREDENTIAL if self.batch_extension else SINGLE_GAS_PER_CREDENTIAL) \
+            * max(self._initial_fees()[0], 1)
+        left = self.balance // per_credential
+        if left < self.settings.low_balance_issuances:
+            raise_alert(s, "low_balance", self.address,
+                        f"The signer {self.address} can pay for about {left:,} more credentials at current fees "
+                        f"(balance {self.balance / 10**18:.6f} ETH). Fund it before it runs out.")
+        else:
+            resolve_alerts(s, "low_balance", self.address)
 
     # ---- receipts, resends, bumps --------------------------------------------------------
     def track(self) -> bool:
