@@ -230,7 +230,8 @@ class Sampler(threading.Thread):
         while not self.stop_event.wait(self.every):
             try:
                 self.samples.append([round(time.perf_counter() - self.t0, 1)]
-                                    + [round(common.rss_mb(pid), 1) for pid in self.pids.values()])
+                                    + [round(common.rss_mb(pid), 1) for pid in self.pids.values()]
+                                    + [round(common.peak_rss_mb(pid), 1) for pid in self.pids.values()])
             except OSError:
                 return
 
@@ -339,7 +340,9 @@ def wait_until_confirmed(pipeline, expected: int, timeout: float) -> dict:
             if proc.poll() is not None:
                 raise RuntimeError(f"{role} exited ({proc.returncode}):\n{pipeline.log(role)[-3000:]}")
         if time.monotonic() - last_log > 15:
-            log(f"  {counts}")
+            rss = {role: f"{common.rss_mb(proc.pid):.0f}/{common.peak_rss_mb(proc.pid):.0f} MB"
+                   for role, proc in pipeline.procs.items()}
+            log(f"  {counts} RSS now/peak {rss}")
             last_log = time.monotonic()
         time.sleep(0.25)
     raise RuntimeError(f"not confirmed after {timeout}s: {counts}\n{pipeline.log('signer')[-3000:]}")
