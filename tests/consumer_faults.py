@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,7 +43,14 @@ class ChainWriter:
               "nonce": self.rpc.nonce(sender, "pending"), "maxFeePerGas": 100 * 10**9,
               "maxPriorityFeePerGas": 10**9, "value": 0, "type": 2}
         raw = "0x" + bytes(self.account.sign_transaction(tx).raw_transaction).hex()
-        return self.rpc.call("eth_sendRawTransaction", raw)
+        tx_hash = self.rpc.call("eth_sendRawTransaction", raw)
+        # Anvil automines asynchronously (notably right after evm_revert): wait until it is in a block
+        deadline = time.monotonic() + 30
+        while self.receipt(tx_hash) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"transaction {tx_hash} was not mined")
+            time.sleep(0.02)
+        return tx_hash
 
     def issue(self, count: int, *, fingerprints: list[bytes] | None = None) -> tuple[str, list[str]]:
         """One issueCredentialBatch of `count` credentials; returns (tx hash, fingerprints as 0x-hex)."""

@@ -70,7 +70,7 @@ def apply(w, follower: Follower, op: tuple) -> None:
         if live:
             try:
                 writer.revoke(live[op[1] % len(live)])
-            except RpcError:  # the node's state disagrees after a reorg (already revoked): nothing was sent
+            except RpcError:  # already revoked on chain (the pre-check above reads logs, not state): skip
                 pass
     elif kind == "mine":
         chain.mine(op[1])
