@@ -31,6 +31,7 @@ from workers.signer.simulate import Revert, simulate_many
 log = logging.getLogger("blockproof.signer")
 GWEI = 10**9
 HOLD_RECHECK_SECONDS = 2.0
+REORG_RECHECK_SECONDS = 2.0
 # rough gas per credential for the low-balance estimate (bench/results/gas.md: batch ≈125k, single ≈270k)
 BATCH_GAS_PER_CREDENTIAL = 130_000
 SINGLE_GAS_PER_CREDENTIAL = 280_000
@@ -59,6 +60,7 @@ class Signer:
         self.batch_extension = False
         self._base_uris: dict[int, str] = {}
         self._batch_limit = settings.batch_size
+        self._reorg_checked = 0.0
         # fault injection for tests, read once at start-up (see Settings.fault_kill_after_sign)
         self._kill_after_sign = settings.fault_kill_after_sign
 
@@ -150,7 +152,11 @@ class Signer:
         self.chain_nonce = chain_nonce
         filled = self.fill_gaps(chain_nonce)
         with session_scope(self.engine) as s:
-            recent = self.head - self.settings.confirmations - 2
+            # mined transactions are re-checked for reorgs down to the finality depth, every couple of seconds
+            recheck = time.monotonic() - self._reorg_checked >= REORG_RECHECK_SECONDS
+            if recheck:
+                self._reorg_checked = time.monotonic()
+            recent = self.head - (self.settings.finality_depth if recheck else self.settings.confirmations + 2)
             txs = list(s.execute(
                 select(ChainTransaction)
                 .where(ChainTransaction.signer == self.address)
@@ -179,6 +185,8 @@ class Signer:
                     if mined is None:
                         tracker.record_unmined(s, tx)
                         changed = True
+                    else:
+                        changed |= tracker.record_moved(s, tx, mined[0], mined[1])
                     continue
                 if mined:
                     tracker.record_mined(s, tx, mined[0], mined[1], max_retries=self.settings.max_retries)

@@ -77,6 +77,21 @@ def record_unmined(session: Session, tx: ChainTransaction) -> None:
                     only_from=[JobState.MINED, JobState.CONFIRMED])
 
 
+def record_moved(session: Session, tx: ChainTransaction, attempt: TxAttempt, receipt: dict) -> bool:
+    """A reorg re-mined our transaction in another block (or mined another of its attempts): follow it."""
+    block = int(receipt["blockNumber"], 16)
+    if block == tx.block_number and attempt.tx_hash == tx.mined_hash:
+        return False
+    log.warning("transaction nonce %s moved from block %s to %s (reorg)", tx.nonce, tx.block_number, block)
+    tx.block_number = block
+    tx.mined_hash = attempt.tx_hash
+    session.add(tx)
+    for other in session.execute(select(TxAttempt).where(TxAttempt.transaction_id == tx.id)).scalars():
+        other.status = "mined" if other.id == attempt.id else "replaced"
+        session.add(other)
+    return True
+
+
 def due_for_resend(tx: ChainTransaction, resend_after: float) -> bool:
     return tx.last_sent_at is None or utcnow() - tx.last_sent_at >= timedelta(seconds=resend_after)
 
