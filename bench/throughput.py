@@ -9,9 +9,11 @@ In one run, each phase on its own fresh Anvil (--block-time 1, --gas-limit 30000
             interface-only BlockProofCredentialVaultBasic (no batch call), 2,000 credentials
   full      the pipeline with our contract, 10,000 credentials from a CSV (one document directory
             per batch): from the upload (producers.upload plan + commit) to the last job confirmed
+  tuned     the same with BLOCKPROOF_BATCH_SIZE=109 BLOCKPROOF_MAX_IN_FLIGHT=10 (see TUNED)
   memory    (--full only) 100,000 credentials through the full pipeline; signer and consumer RSS
 
-The signer is profiled with `py-spy record --pid` (no code change) during the pipeline phases.
+The signer is profiled with `py-spy record --idle --pid` (no code change) during the pipeline phases.
+Other BLOCKPROOF_* variables in the environment reach the signer and consumer too.
 BLOCKPROOF_* tunables in the environment (BATCH_SIZE, MAX_IN_FLIGHT, MAX_TX_GAS, CONFIRMATIONS...)
 are passed to the signer and consumer. Writes bench/results/throughput.md.
 """
