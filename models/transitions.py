@@ -25,6 +25,19 @@ def transition(session: Session, job: Job, target: JobState, reason: str = "", *
     session.add(job)
 
 
+def _allowed_sources(target: JobState, only_from: Iterable[JobState] | None) -> set[str]:
+    allowed = set(sources_of(target))
+    if only_from is not None:
+        allowed &= {JobState(s).value for s in only_from}
+    return allowed
+
+
+def _record(session: Session, moved: list[int], before: dict[int, str], target: JobState, reason: str, now) -> None:
+    if moved:
+        session.execute(insert(JobTransition), [
+            {"job_id": i, "from_state": before[i], "to_state": target.value, "reason": reason, "at": now} for i in moved])
+
+
 def transition_many(
     session: Session,
     job_ids: Sequence[int],
@@ -36,54 +49,58 @@ def transition_many(
 ) -> list[int]:
     """Move many jobs at once; jobs whose current state cannot reach `target` are left alone.
 
-    Returns the ids that moved. One SELECT, one UPDATE and one INSERT per chunk.
+    Returns the ids that moved. History is written only for the rows the UPDATE really changed
+    (UPDATE … RETURNING), so two workers racing to make the same move record it once.
     """
-    allowed = set(sources_of(target))
-    if only_from is not None:
-        allowed &= {JobState(s).value for s in only_from}
+    allowed = _allowed_sources(target, only_from)
     moved: list[int] = []
     now = utcnow()
     for start in range(0, len(job_ids), 900):
         chunk = list(job_ids[start : start + 900])
-        rows = session.execute(
-            select(Job.id, Job.state).where(Job.id.in_(chunk), Job.state.in_(allowed))
-        ).all()
-        if not rows:
+        before = dict(session.execute(select(Job.id, Job.state).where(Job.id.in_(chunk), Job.state.in_(allowed))).all())
+        if not before:
             continue
-        ids = [r.id for r in rows]
-        session.execute(
-            update(Job)
-            .where(Job.id.in_(ids), Job.state.in_(allowed))
-            .values(state=target.value, updated_at=now, **fields)
-            .execution_options(synchronize_session=False)
-        )
-        session.execute(
-            insert(JobTransition),
-            [
-                {"job_id": r.id, "from_state": r.state, "to_state": target.value, "reason": reason, "at": now}
-                for r in rows
-            ],
-        )
-        moved.extend(ids)
+        changed = list(session.execute(
+            update(Job).where(Job.id.in_(list(before)), Job.state.in_(allowed))
+            .values(state=target.value, updated_at=now, **fields).returning(Job.id)
+            .execution_options(synchronize_session=False)).scalars())
+        _record(session, changed, before, target, reason, now)
+        moved.extend(changed)
     return moved
 
 
 def transition_where(session: Session, condition, target: JobState, reason: str = "", *,
                      only_from: Iterable[JobState] | None = None, **fields) -> int:
-    """Set-based transition of every job matching `condition` (no id lists): one INSERT…SELECT for the
-    history and one UPDATE. For whole slices of a batch. Returns how many jobs moved."""
-    from sqlalchemy import and_, literal
+    """Set-based transition of every job matching `condition` (no id lists; for whole slices of a batch).
+    Returns how many jobs moved."""
+    from sqlalchemy import and_
 
-    allowed = set(sources_of(target))
-    if only_from is not None:
-        allowed &= {JobState(s).value for s in only_from}
+    allowed = _allowed_sources(target, only_from)
     where = and_(condition, Job.state.in_(allowed))
     now = utcnow()
-    columns = JobTransition.__table__.c
-    session.execute(insert(JobTransition).from_select(
-        ["job_id", "from_state", "to_state", "reason", "at"],
-        select(Job.id, Job.state, literal(target.value, columns.to_state.type), literal(reason, columns.reason.type),
-               literal(now, columns.at.type)).where(where)))
-    result = session.execute(update(Job).where(where).values(state=target.value, updated_at=now, **fields)
-                             .execution_options(synchronize_session=False))
-    return result.rowcount
+    before = dict(session.execute(select(Job.id, Job.state).where(where)).all())
+    changed = list(session.execute(
+        update(Job).where(where).values(state=target.value, updated_at=now, **fields).returning(Job.id)
+        .execution_options(synchronize_session=False)).scalars())
+    _record(session, [i for i in changed if i in before], before, target, reason, now)
+    return len(changed)
+
+
+def mark_submitted(session: Session, signed: list[tuple[list[Job], object, object]]) -> None:
+    """READY → SUBMITTED for the jobs of freshly signed transactions: one executemany UPDATE and one
+    history INSERT for all of them, whatever the number of transactions (one per job on a contract
+    without batch calls)."""
+    from sqlalchemy import bindparam
+
+    now = utcnow()
+    rows = [{"jid": job.id, "tid": tx.id, "h": attempt.tx_hash, "nonce": tx.nonce}
+            for jobs, tx, attempt in signed for job in jobs]
+    if not rows:
+        return
+    session.execute(
+        update(Job.__table__).where(Job.__table__.c.id == bindparam("jid"), Job.__table__.c.state == JobState.READY.value)
+        .values(state=JobState.SUBMITTED.value, updated_at=now, transaction_id=bindparam("tid"), tx_hash=bindparam("h")),
+        rows)
+    session.execute(insert(JobTransition), [
+        {"job_id": r["jid"], "from_state": JobState.READY.value, "to_state": JobState.SUBMITTED.value,
+         "reason": f"signed as nonce {r['nonce']}", "at": now} for r in rows])

@@ -19,7 +19,7 @@ from models.states import JobState
 from models.tables import Batch, Job
 from models.transitions import transition_many
 from workers.signer import packer
-from workers.signer.simulate import simulate_many
+from workers.signer.simulate import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
 
 log = logging.getLogger("blockproof.intake")
 SENDABLE = [JobState.VALIDATED, JobState.QUEUED, JobState.RETRYING]
@@ -31,6 +31,42 @@ def _context():
     key = settings.signer_key.get_secret_value() if settings.signer_key else None
     sender = Account.from_key(key).address if key else None
     return settings, engine_for(settings.database_url), Rpc(settings.rpc_url, settings.rpc_timeout_seconds), sender
+
+
+_probed: dict[str, bool] = {}
+
+
+def _batch_extension(rpc: Rpc, vault: str) -> bool:
+    if vault not in _probed:
+        _probed[vault] = has_batch_extension(rpc, vault)
+    return _probed[vault]
+
+
+def preflight(rpc: Rpc, sender: str, vault: str, jobs: list[Job], base_uris: dict[int, str], *,
+              batch_extension: bool) -> dict[int, Revert]:
+    """Jobs the contract would refuse for the row's own sake, with the decoded reason. A condition of the
+    contract or the signer (paused, not a controller, …) is not a row's fault: those jobs pass, and the
+    signer holds issuance until the condition clears. With our batch call, one eth_call covers a whole
+    group of rows; only when it reverts are the rows simulated one by one."""
+    bad: dict[int, Revert] = {}
+    singles: list[Job] = []
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        if batch_extension and job.kind == "issue":
+            groups.setdefault((job.batch_id, job.institution), []).append(job)
+        else:
+            singles.append(job)
+    calls = [packer.build_call(group, base_uris[group[0].batch_id], batch_extension=True) for group in groups.values()]
+    for call, sim in zip(calls, simulate_many(rpc, sender, vault, [c.data for c in calls], with_gas=False)):
+        if sim.ok:
+            bad.update({call.jobs[i].id: ALREADY_ISSUED for i in skipped_rows(sim.result)})
+        elif not sim.revert.is_condition:
+            singles.extend(call.jobs)
+    calls = [packer.build_call([j], base_uris[j.batch_id], batch_extension=False) for j in singles]
+    for call, sim in zip(calls, simulate_many(rpc, sender, vault, [c.data for c in calls], with_gas=False)):
+        if not sim.ok and not sim.revert.is_condition:
+            bad[call.jobs[0].id] = sim.revert
+    return bad
 
 
 def should_retry(retries: int, exc: Exception) -> bool:
@@ -50,13 +86,8 @@ def accept(job_ids: list[int]) -> None:
                 return  # a redelivery: these jobs were taken already
             base_uris = {b.id: b.base_uri for b in s.execute(
                 select(Batch).where(Batch.id.in_({j.batch_id for j in jobs}))).scalars()}
-            calls = [packer.build_call([j], base_uris[j.batch_id], batch_extension=False) for j in jobs]
-            sims = simulate_many(rpc, sender or settings.vault_address, settings.vault_address,
-                                 [c.data for c in calls], with_gas=False)
-            bad = {}
-            for job, sim in zip(jobs, sims):
-                if not sim.ok and not sim.revert.is_condition:
-                    bad[job.id] = sim.revert
+            bad = preflight(rpc, sender or settings.vault_address, settings.vault_address, jobs, base_uris,
+                            batch_extension=_batch_extension(rpc, settings.vault_address))
             for job_id, revert in bad.items():
                 transition_many(s, [job_id], JobState.FAILED, f"pre-flight: {revert.code}",
                                 error_code=revert.code, error_message=revert.message, retryable=revert.retryable)

@@ -32,3 +32,22 @@ def bumped_fees(
 def is_underpriced(max_fee: int, base_fee: int) -> bool:
     """A transaction whose fee cap is below the base fee cannot be mined until the base fee falls."""
     return max_fee < base_fee
+
+
+# eth_estimateGas runs against the latest block; a single issueCredential mined one block later may have
+# to create its block's (institution, issuedAt) record, about 20,000 gas the estimate did not see
+STATE_DRIFT_GAS = 20_000
+
+
+def gas_limit(estimate: int, *, margin_percent: float) -> int:
+    """A transaction's gas limit. Blocks admit transactions by gas *limit*, so a big margin on a big batch
+    wastes block space: batch calls take a small margin, single calls a larger one."""
+    return int(estimate * (1 + margin_percent / 100)) + STATE_DRIFT_GAS
+
+
+def tx_gas_budget(block_gas_limit: int, max_tx_gas: int) -> int:
+    """The gas limit per batch transaction that tiles a block exactly (30M → two of 15M)."""
+    if block_gas_limit <= 0:
+        return max_tx_gas
+    per_block = -(-block_gas_limit // max_tx_gas)
+    return min(max_tx_gas, block_gas_limit // per_block)

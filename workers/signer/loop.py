@@ -15,18 +15,15 @@ from sqlmodel import Session
 from blockproof.errors import RpcError, RpcUnavailable
 from blockproof.rpc import Rpc
 from blockproof.settings import Settings
-from blockproof.vault import decode_issue_batch_result
-from contracts.artifacts import BATCH_INTERFACE_ID
-from eth_abi import encode
 from eth_utils import to_checksum_address
 from models.alerts import raise_alert, resolve_alerts
 from models.db import session_scope
 from models.states import JobState, utcnow
 from models.tables import Batch, ChainTransaction, Job, SignerState, TxAttempt
-from models.transitions import transition_many
+from models.transitions import mark_submitted, transition_many
 from workers.signer import fees, nonce, packer, sender, tracker
 from workers.signer.rpc_errors import SendOutcome
-from workers.signer.simulate import Revert, simulate_many
+from workers.signer.simulate import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
 
 log = logging.getLogger("blockproof.signer")
 GWEI = 10**9
@@ -61,24 +58,17 @@ class Signer:
         self._base_uris: dict[int, str] = {}
         self._batch_limit = settings.batch_size
         self._reorg_checked = 0.0
+        self.block_gas_limit = 0
         # fault injection for tests, read once at start-up (see Settings.fault_kill_after_sign)
         self._kill_after_sign = settings.fault_kill_after_sign
 
     # ---- start-up ------------------------------------------------------------------------
     def prepare(self) -> None:
         self.chain_id = self.rpc.chain_id()
-        self.batch_extension = self._probe_batch_extension()
+        self.batch_extension = has_batch_extension(self.rpc, self.vault)
         with session_scope(self.engine) as s:
             nonce.load_state(s, self.rpc, self.address)
         log.info("signer %s ready (chain %s, batch extension: %s)", self.address, self.chain_id, self.batch_extension)
-
-    def _probe_batch_extension(self) -> bool:
-        data = "0x01ffc9a7" + encode(["bytes4"], [BATCH_INTERFACE_ID]).hex()
-        try:
-            result = self.rpc.call("eth_call", {"to": self.vault, "data": data}, "latest")
-        except RpcError:
-            return False
-        return bool(result) and len(result) >= 66 and int(result, 16) == 1
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> None:
@@ -93,6 +83,11 @@ class Signer:
                 backoff = 0.5
             except (RpcUnavailable, OperationalError) as exc:
                 log.warning("signer waiting %.1fs: %s", backoff, exc.__class__.__name__ + ": " + str(exc)[:200])
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            except Exception:  # an unexpected answer must not end the one thread that owns the nonce
+                log.exception("signer step failed; trying again in %.1fs", backoff)
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
@@ -123,6 +118,7 @@ class Signer:
         block, balance, chain_nonce = replies
         self.head = int(block["number"], 16)
         self.base_fee = int(block.get("baseFeePerGas", "0x0"), 16)
+        self.block_gas_limit = int(block.get("gasLimit", "0x0"), 16)
         self.balance = int(balance, 16)
         self.chain_nonce = int(chain_nonce, 16)
         self._facts_at = now
@@ -243,7 +239,13 @@ class Signer:
         """Re-send the latest attempt's identical bytes when it is due (never sent since a crash, dropped,
         unknown outcome); sign a replacement with higher fees when it is stuck or was refused as underpriced."""
         settings = self.settings
-        if not tracker.due_for_resend(tx, settings.resend_after_seconds):
+        underpriced = latest.status != "signed" and fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee)
+        if underpriced:
+            # its cap is below the base fee: it cannot be mined, and it blocks every later nonce; re-price it
+            # now (at most once a second) rather than after the resend timeout
+            if utcnow() - latest.created_at < timedelta(seconds=1):
+                return False
+        elif not tracker.due_for_resend(tx, settings.resend_after_seconds):
             return False
         refused_as_cheap = latest.status == "signed" and latest.last_error.startswith(
             (SendOutcome.REPLACEMENT_UNDERPRICED.value, SendOutcome.FEE_TOO_LOW.value))
@@ -270,6 +272,10 @@ class Signer:
 
     def _send(self, s: Session, tx: ChainTransaction, attempt: TxAttempt) -> SendOutcome:
         outcome, error = sender.broadcast(self.rpc, attempt.raw)
+        return self._apply_outcome(s, tx, attempt, outcome, error)
+
+    def _apply_outcome(self, s: Session, tx: ChainTransaction, attempt: TxAttempt, outcome: SendOutcome,
+                       error: str) -> SendOutcome:
         now = utcnow()
         tx.last_sent_at = now
         if outcome in (SendOutcome.ACCEPTED, SendOutcome.ALREADY_KNOWN):
@@ -313,7 +319,7 @@ class Signer:
         worked = False
         while room > 0 and not self.stop_event.is_set():
             sent = self._fill_once(room)
-            if sent <= 0:
+            if sent is None:
                 break
             worked = True
             room -= sent
@@ -324,27 +330,33 @@ class Signer:
             self._base_uris[batch_id] = s.get(Batch, batch_id).base_uri
         return self._base_uris[batch_id]
 
-    def _fill_once(self, room: int) -> int:
-        """Pick one group of ready jobs, pre-flight it, sign and send it. Returns transactions sent."""
+    def _fill_once(self, room: int) -> int | None:
+        """Pick one group of ready jobs, pre-flight it, sign and send it. Returns transactions sent (0 when
+        every job of the group failed pre-flight), or None when there is nothing to do or issuance is held."""
         self._hold_checked = time.monotonic()
         with session_scope(self.engine) as s:
             size = self._batch_limit if self.batch_extension else min(room, self.settings.batch_size)
             jobs = packer.next_ready_jobs(s, size)
             if not jobs:
-                return 0
+                return None
             base_uri = self._base_uri(s, jobs[0].batch_id)
             if self.batch_extension:
                 calls = [packer.build_call(jobs, base_uri, batch_extension=True)]
             else:
                 calls = packer.single_calls(jobs, base_uri)
-            sims = simulate_many(self.rpc, self.address, self.vault, [c.data for c in calls], with_gas=True)
-            if self.batch_extension and sims[0].ok and sims[0].gas > self.settings.max_tx_gas and len(jobs) > 1:
+            try:
+                sims = simulate_many(self.rpc, self.address, self.vault, [c.data for c in calls], with_gas=True)
+            except RpcError as exc:  # a batch bigger than the node's eth_call gas cap: halve it
+                if not (self.batch_extension and len(jobs) > 1 and "outofgas" in exc.message.lower().replace(" ", "")):
+                    raise
                 self._batch_limit = max(1, len(jobs) // 2)
+                return self._fill_once(room)
+            if self.batch_extension and sims[0].ok and self._resize_batch(len(jobs), sims[0].gas):
                 return self._fill_once(room)
             condition = next((sim.revert for sim in sims if not sim.ok and sim.revert.is_condition), None)
             if condition:
                 self._set_hold(s, condition.message)
-                return -1
+                return None
             if self.hold_reason and not self.hold_reason.startswith("Insufficient funds"):
                 self._clear_hold(s)
             ready: list[tuple[packer.Call, int]] = []
@@ -358,20 +370,35 @@ class Signer:
                 else:
                     self._isolate(s, call.jobs, base_uri)
             if not ready:
-                return len(jobs) and 0 or 0
+                return 0
             return self._sign_and_send(s, ready)
+
+    def _gas_limit(self, call: packer.Call, estimate: int) -> int:
+        batch = call.kind.endswith("_batch")
+        margin = self.settings.batch_gas_margin_percent if batch else self.settings.single_gas_margin_percent
+        return fees.gas_limit(estimate, margin_percent=margin)
+
+    def _resize_batch(self, size: int, estimate: int) -> bool:
+        """Fit batches to the gas budget that tiles a block; True when this batch must be rebuilt smaller."""
+        budget = fees.tx_gas_budget(self.block_gas_limit, self.settings.max_tx_gas)
+        needed = fees.gas_limit(estimate, margin_percent=self.settings.batch_gas_margin_percent)
+        fitting = max(1, size * budget // needed)
+        if needed > budget and size > 1:
+            self._batch_limit = min(fitting, size - 1)
+            return True
+        if size == self._batch_limit and fitting > size:  # room to grow next time, up to batch_size
+            self._batch_limit = min(self.settings.batch_size, fitting)
+        return False
 
     def _drop_skipped(self, s: Session, call: packer.Call, result: str | None, base_uri: str):
         """In a batch call the contract skips fingerprints already on chain: those jobs are not sent."""
-        if call.kind != "issue_batch" or not result:
+        if call.kind != "issue_batch":
             return call
-        ids = decode_issue_batch_result(result)
-        skipped = [job for job, cid in zip(call.jobs, ids) if cid == 0]
+        skipped = set(skipped_rows(result))
         if not skipped:
             return call
-        self._fail(s, skipped, Revert("FingerprintAlreadyUsed",
-                   "This credential is already on chain (its fingerprint was used before); it is not issued twice.", False))
-        kept = [job for job, cid in zip(call.jobs, ids) if cid != 0]
+        self._fail(s, [j for i, j in enumerate(call.jobs) if i in skipped], ALREADY_ISSUED)
+        kept = [j for i, j in enumerate(call.jobs) if i not in skipped]
         return packer.build_call(kept, base_uri, batch_extension=True) if kept else None
 
     def _isolate(self, s: Session, jobs: list[Job], base_uri: str) -> None:
@@ -391,35 +418,32 @@ class Signer:
 
     def _sign_and_send(self, s: Session, ready: list[tuple[packer.Call, int]]) -> int:
         max_fee, tip = self._initial_fees()
-        need = sum(int(gas * 1.1) + 20_000 for _, gas in ready) * max_fee
+        limits = [self._gas_limit(call, gas) for call, gas in ready]
+        need = sum(limits) * max_fee
         if need > self.balance:
             self._set_hold(s, f"Insufficient funds: the signer {self.address} has {self.balance / 10**18:.6f} ETH "
                               f"and the next transactions need up to {need / 10**18:.6f} ETH. Jobs wait; "
                               f"issuance resumes once it is funded.")
-            return -1
-        sent_pairs = []
-        for call, gas in ready:
-            tx = ChainTransaction(signer=self.address, nonce=nonce.reserve(s, self.address, self.chain_nonce),
-                                  kind=call.kind,
-                                  to_address=self.vault, data=call.data, gas_limit=int(gas * 1.1) + 20_000,
-                                  job_count=len(call.jobs))
-            s.add(tx)
-            s.flush()
-            attempt = sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx, max_fee=max_fee, tip=tip)
-            transition_many(s, [j.id for j in call.jobs], JobState.SUBMITTED, f"signed as nonce {tx.nonce}",
-                            only_from=[JobState.READY], transaction_id=tx.id, tx_hash=attempt.tx_hash)
-            sent_pairs.append((tx, attempt))
+            return None
+        first = nonce.reserve(s, self.address, self.chain_nonce, count=len(ready))
+        txs = [ChainTransaction(signer=self.address, nonce=first + i, kind=call.kind, to_address=self.vault,
+                                data=call.data, gas_limit=limit, job_count=len(call.jobs))
+               for i, ((call, _), limit) in enumerate(zip(ready, limits))]
+        s.add_all(txs)
+        s.flush()
+        attempts = [sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx, max_fee=max_fee, tip=tip)
+                    for tx in txs]
+        mark_submitted(s, [(call.jobs, tx, attempt) for (call, _), tx, attempt in zip(ready, txs, attempts)])
         s.commit()  # write-ahead: every signed attempt is on disk before any is broadcast
         if self._kill_after_sign:
             log.error("FAULT INJECTION (BLOCKPROOF_FAULT_KILL_AFTER_SIGN): exiting after the write-ahead commit of "
-                      "nonces %s, before broadcast", [tx.nonce for tx, _ in sent_pairs])
+                      "nonces %s, before broadcast", [tx.nonce for tx in txs])
             logging.shutdown()
             os._exit(86)
-        for tx, attempt in sent_pairs:
-            outcome = self._send(s, tx, attempt)
-            if outcome is SendOutcome.INSUFFICIENT_FUNDS:
-                break
-        return len(sent_pairs)
+        outcomes = sender.broadcast_many(self.rpc, [a.raw for a in attempts])
+        for tx, attempt, (outcome, error) in zip(txs, attempts, outcomes):
+            self._apply_outcome(s, tx, attempt, outcome, error)
+        return len(txs)
 
     # ---- holds ---------------------------------------------------------------------------
     def _set_hold(self, s: Session, reason: str) -> None:

@@ -27,10 +27,11 @@ def load_state(session: Session, rpc: Rpc, address: str) -> SignerState:
     return state
 
 
-def reserve(session: Session, address: str, chain_nonce: int = 0) -> int:
-    """The next nonce: ours, unless the chain has moved past it (the key was used elsewhere)."""
+def reserve(session: Session, address: str, chain_nonce: int = 0, count: int = 1) -> int:
+    """The next `count` nonces (returns the first): ours, unless the chain has moved past them (the key
+    was used elsewhere)."""
     state = session.get(SignerState, address, with_for_update=True)
     nonce = max(state.next_nonce, chain_nonce)
-    state.next_nonce = nonce + 1
+    state.next_nonce = nonce + count
     session.add(state)
     return nonce

@@ -50,5 +50,27 @@ def broadcast(rpc: Rpc, raw: str) -> tuple[SendOutcome, str]:
         return outcome, str(exc)
 
 
+def broadcast_many(rpc: Rpc, raws: list[str]) -> list[tuple[SendOutcome, str]]:
+    """Many broadcasts in one JSON-RPC round trip; a lost answer makes every outcome unknown."""
+    if len(raws) == 1:
+        return [broadcast(rpc, raws[0])]
+    try:
+        replies = rpc.batch([("eth_sendRawTransaction", [raw]) for raw in raws])
+    except RpcUnavailable as exc:
+        return [(SendOutcome.UNKNOWN, str(exc))] * len(raws)
+    except RpcError as exc:  # a node that refuses JSON-RPC batches: one at a time
+        log.info("batched broadcast refused (%s); sending one at a time", exc)
+        return [broadcast(rpc, raw) for raw in raws]
+    out = []
+    for reply in replies:
+        if isinstance(reply, RpcError):
+            outcome = classify_send_error(reply)
+            log.info("broadcast answered %s: %s", outcome.value, reply)
+            out.append((outcome, str(reply)))
+        else:
+            out.append((SendOutcome.ACCEPTED, ""))
+    return out
+
+
 def new_account(private_key: str):
     return Account.from_key(private_key)

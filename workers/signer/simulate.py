@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eth_abi import encode
+
 from blockproof.errors import RpcError
 from blockproof.rpc import Rpc
+from blockproof.vault import decode_issue_batch_result
+from contracts.artifacts import BATCH_INTERFACE_ID
 from contracts.errors import decode_revert
 
 # errors that are a state of the contract or the signer, not of one row: issuance waits for them to clear
@@ -64,3 +68,23 @@ def simulate_many(rpc: Rpc, sender: str, to: str, datas: list[str], *, with_gas:
             continue
         out.append(Simulation(True, result=call_reply, gas=int(gas_reply, 16) if gas_reply else None))
     return out
+
+
+ALREADY_ISSUED = Revert("FingerprintAlreadyUsed",
+                        "This credential is already on chain (its fingerprint was used before); it is not issued twice.",
+                        False)
+
+
+def has_batch_extension(rpc: Rpc, vault: str) -> bool:
+    """ERC-165 probe for our batch calls; an interface-only contract reverts or answers false."""
+    data = "0x01ffc9a7" + encode(["bytes4"], [BATCH_INTERFACE_ID]).hex()
+    try:
+        result = rpc.call("eth_call", {"to": vault, "data": data}, "latest")
+    except RpcError:
+        return False
+    return bool(result) and len(result) >= 66 and int(result, 16) == 1
+
+
+def skipped_rows(result: str | None) -> list[int]:
+    """Positions in a simulated issueCredentialBatch that the contract would skip (fingerprint already used)."""
+    return [i for i, cid in enumerate(decode_issue_batch_result(result)) if cid == 0] if result else []
