@@ -12,8 +12,9 @@ KILLS = 20
 
 def test_five_hundred_rows_survive_twenty_random_sigkills_of_the_signer(make_pipeline, sqlite_url, tmp_path):
     rng = random.Random(20260)
-    p = make_pipeline(sqlite_url, block_time=0.5,
-                      extra_env={"BLOCKPROOF_BATCH_SIZE": "10", "BLOCKPROOF_MAX_IN_FLIGHT": "4",
+    # small batches and few in flight (at most 10 credentials a second) so the work outlasts the chaos
+    p = make_pipeline(sqlite_url, block_time=1,
+                      extra_env={"BLOCKPROOF_BATCH_SIZE": "5", "BLOCKPROOF_MAX_IN_FLIGHT": "2",
                                  "BLOCKPROOF_RESEND_AFTER_SECONDS": "2"})
     p.start("consumer")
     report = p.upload(rows_csv(tmp_path, 500, 601))
