@@ -12,41 +12,16 @@ from pathlib import Path
 
 from blockproof.devchain import DevChain, deploy_dev_environment
 from blockproof.settings import PROJECT_ROOT, Settings
+from workers.broker import broker_problem, delete_queue
 
 DEMO_DIR = PROJECT_ROOT / "var" / "demo"
-
-
-def rabbitmq_reachable(url: str) -> str | None:
-    import pika
-
-    params = pika.URLParameters(url)
-    params.socket_timeout = 3
-    params.connection_attempts = 1
-    try:
-        pika.BlockingConnection(params).close()
-        return None
-    except Exception as exc:  # any failure to connect is reported the same way
-        return f"{exc.__class__.__name__}: {exc}"
-
-
-def _delete_queue(url: str, name: str) -> None:
-    import pika
-
-    try:
-        conn = pika.BlockingConnection(pika.URLParameters(url))
-        channel = conn.channel()
-        for q in (name, f"{name}.DQ", f"{name}.XQ"):
-            channel.queue_delete(q)
-        conn.close()
-    except Exception:
-        pass
 
 
 def run_demo(*, csv_path: str, block_time: float) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     base = Settings()
-    problem = rabbitmq_reachable(base.broker_url)
+    problem = broker_problem(base.broker_url)
     if problem:
         print(f"error: RabbitMQ is not reachable at {base.broker_url} ({problem}).\n"
               "Start it with `rabbitmq-server -detached` (or `docker compose up rabbitmq`), then run `make demo` again.",
@@ -107,7 +82,7 @@ def run_demo(*, csv_path: str, block_time: float) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
         chain.stop()
-        _delete_queue(base.broker_url, queue)
+        delete_queue(base.broker_url, queue)
 
 
 def _watch(settings, engine, batch_id, expected, procs, Progress, BarColumn, TextColumn, TimeElapsedColumn) -> dict:

@@ -182,6 +182,9 @@ class ConsumerCheckpoint(SQLModel, table=True):
     block_number: int = Field(default=-1, sa_column=Column(BigInteger, nullable=False, default=-1))
     block_hash: str = Field(default="", max_length=66)
     head_block: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    # every event at or below this block has already confirmed its job: confirmation looks only above it
+    confirmed_through: int = Field(default=-1, sa_column=Column(BigInteger, nullable=False, default=-1,
+                                                                server_default="-1"))
     getlogs_chunk: int = 1000
     halted_reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     updated_at: datetime = Field(default_factory=utcnow)

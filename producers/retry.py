@@ -9,7 +9,8 @@ from blockproof.rpc import Rpc
 from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import RETRYABLE_BY_PERSON, JobState
-from models.tables import CredentialEvent, Job
+from models.tables import ConsumerCheckpoint, CredentialEvent, Job
+from workers.consumer.reconcile import confirm_attached
 from models.transitions import transition_many
 from producers.upload import _used_on_chain
 
@@ -38,6 +39,10 @@ def _attach_known_events(session, jobs: list[Job]) -> None:
         if event is not None:
             job.credential_id, job.tx_hash, job.block_number = event.credential_id, event.tx_hash, event.block_number
             session.add(job)
+    session.flush()
+    checkpoint = session.execute(select(ConsumerCheckpoint)).scalars().first()
+    if checkpoint is not None:
+        confirm_attached(session, jobs, deepest=checkpoint.confirmed_through)
 
 
 def retry_jobs(job_ids: list[int], *, settings: Settings, engine, actor: str = "cli", publish=None) -> RetryResult:

@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pika
 from sqlalchemy import func, select, text
 from sqlmodel import Session
 
@@ -22,20 +21,15 @@ from blockproof.settings import PROJECT_ROOT, Settings
 from models.db import engine_for, migrate
 from models.states import TERMINAL
 from models.tables import Job
+from workers.broker import broker_problem
+from workers.broker import delete_queue as broker_delete_queue
 
 BROKER_URL = os.environ.get("BLOCKPROOF_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 POSTGRES_ADMIN_URL = os.environ.get("BLOCKPROOF_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def rabbitmq_up() -> bool:
-    try:
-        params = pika.URLParameters(BROKER_URL)
-        params.socket_timeout = 2
-        params.connection_attempts = 1
-        pika.BlockingConnection(params).close()
-        return True
-    except Exception:
-        return False
+    return broker_problem(BROKER_URL) is None
 
 
 def postgres_up() -> bool:
@@ -71,14 +65,7 @@ def fresh_database(kind: str, tmp_path: Path) -> tuple[str, callable]:
 
 
 def delete_queue(name: str) -> None:
-    try:
-        conn = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
-        ch = conn.channel()
-        for q in (name, f"{name}.DQ", f"{name}.XQ"):
-            ch.queue_delete(q)
-        conn.close()
-    except Exception:
-        pass
+    broker_delete_queue(BROKER_URL, name)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from blockproof.settings import PROJECT_ROOT
+from models.states import JobState
 from models.tables import ChainTransaction, Job
 
 GRADUATES = PROJECT_ROOT / "examples" / "graduates.csv"
@@ -59,3 +60,17 @@ def test_an_interface_only_contract_gets_one_issue_credential_per_transaction(ma
         kinds = set(s.execute(select(ChainTransaction.kind)).scalars())
         txs = s.execute(select(func.count()).select_from(ChainTransaction)).scalar_one()
     assert kinds == {"issue_single"} and txs == report.new
+
+
+def test_a_consumer_started_late_catches_up_range_by_range_and_confirms_every_job(make_pipeline, sqlite_url, tmp_path):
+    from tests.harness import write_csv
+
+    p = make_pipeline(sqlite_url, extra_env={"BLOCKPROOF_GETLOGS_CHUNK": "1", "BLOCKPROOF_GETLOGS_CHUNK_MAX": "2",
+                                             "BLOCKPROOF_BATCH_SIZE": "20", "BLOCKPROOF_MAX_IN_FLIGHT": "2"})
+    p.start("signer")
+    report = p.upload(write_csv(tmp_path / "late.csv", 200, seed=5))
+    p.wait_until_settled(report.new, timeout=180, terminal={JobState.MINED, JobState.CONFIRMED})
+    p.chain.mine(3)
+    p.start("consumer")  # many one- and two-block ranges, each below the head when it is written
+    p.wait_until_settled(report.new, timeout=180, terminal={JobState.CONFIRMED})
+    p.assert_exactly_once(report.new)

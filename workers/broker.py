@@ -49,3 +49,31 @@ def queue_depths(queue_name: str) -> dict[str, int]:
         if connection.is_open:
             connection.close()
     return out
+
+
+def broker_problem(url: str) -> str | None:
+    """None when RabbitMQ answers at `url`; otherwise what went wrong, for a message to a person."""
+    import pika
+
+    params = pika.URLParameters(url)
+    params.socket_timeout = 3
+    params.connection_attempts = 1
+    try:
+        pika.BlockingConnection(params).close()
+        return None
+    except Exception as exc:  # any failure to connect is reported the same way
+        return f"{exc.__class__.__name__}: {exc}"
+
+
+def delete_queue(url: str, name: str) -> None:
+    """Remove a queue with its delay and dead-letter queues (demo and test clean-up)."""
+    import pika
+
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        for queue in (name, f"{name}.DQ", f"{name}.XQ"):
+            channel.queue_delete(queue)
+        connection.close()
+    except Exception:
+        pass

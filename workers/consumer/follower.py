@@ -113,7 +113,7 @@ class Follower:
             cp.head_block = head
             start, known_hash = cp.block_number + 1, cp.block_hash
             if start > head:
-                reconcile.confirm_deep_enough(s, head, self.settings.confirmations)
+                reconcile.confirm_deep_enough(s, cp, head, self.settings.confirmations)
                 cp.updated_at = utcnow()
                 self._maybe_reconcile(s, head)
                 return True
@@ -190,7 +190,7 @@ class Follower:
         cp.getlogs_chunk = self.sizer.size
         cp.head_block = head
         cp.updated_at = utcnow()
-        reconcile.confirm_deep_enough(s, head, self.settings.confirmations)
+        reconcile.confirm_deep_enough(s, cp, head, self.settings.confirmations)
 
     def _fault_point(self) -> None:
         """Fault injection for tests: die like SIGKILL after inserting events, before moving the checkpoint."""
@@ -218,6 +218,7 @@ class Follower:
         forgotten = reconcile.forget_after(s, ancestor)
         log.warning("reorg: blocks after %s replaced (%s deep); %s", ancestor, depth, forgotten)
         cp.block_number = ancestor
+        cp.confirmed_through = min(cp.confirmed_through, ancestor)
         known = s.get(IndexedBlock, ancestor)
         cp.block_hash = known.hash if known else ""
 
@@ -242,6 +243,7 @@ class Follower:
         if time.monotonic() - self._reconciled_at < RECONCILE_EVERY_SECONDS:
             return
         self._reconciled_at = time.monotonic()
+        reconcile.confirm_late_matches(s, self.checkpoint(s))
         found = reconcile.report(s, head, self.settings.missing_event_blocks, limit=20)
         if found["mined_without_event_count"]:
             raise_alert(s, "missing_event", CHECKPOINT,
@@ -269,6 +271,7 @@ def resync_from(engine, block: int) -> dict:
         forgotten = reconcile.forget_after(s, block)
         if cp is not None:
             cp.block_number = block
+            cp.confirmed_through = min(cp.confirmed_through, block)
             cp.block_hash = ""
             cp.halted_reason = ""
             cp.updated_at = utcnow()

@@ -61,25 +61,60 @@ def attach_revoked(session: Session, events: list[dict]) -> None:
                         only_from=[JobState.SUBMITTED])
 
 
-def confirm_deep_enough(session: Session, head: int, confirmations: int) -> int:
+def confirm_deep_enough(session: Session, cp, head: int, confirmations: int) -> int:
     """Jobs whose event has at least `confirmations` confirmations (its own block counts as one) become
-    confirmed. Decided from the stored events, never from what the signer saw."""
-    deepest = head - confirmations + 1
+    confirmed. Decided from the stored events, never from what the signer saw. Only events that became
+    deep enough since the last call are looked at (the checkpoint's `confirmed_through` watermark), so the
+    cost follows the new blocks, not the size of the history."""
+    deepest = min(head - confirmations + 1, cp.block_number)  # never past what has been ingested
+    since = cp.confirmed_through
+    if deepest <= since:
+        return 0
     states = [s.value for s in CONFIRMABLE]
     issue_ids = session.execute(
         select(Job.id).join(CredentialEvent, and_(CredentialEvent.fingerprint == Job.fingerprint,
+                                                  CredentialEvent.block_number > since,
                                                   CredentialEvent.block_number <= deepest))
         .where(Job.kind == "issue", Job.state.in_(states))
     ).scalars().all()
     revoke_ids = session.execute(
         select(Job.id).join(RevocationEvent, and_(RevocationEvent.credential_id == Job.credential_id,
+                                                  RevocationEvent.block_number > since,
                                                   RevocationEvent.block_number <= deepest))
         .where(Job.kind == "revoke", Job.state.in_(states))
     ).scalars().all()
-    moved = transition_many(session, list(set(issue_ids)), JobState.CONFIRMED, f"event {confirmations} blocks deep")
-    moved += transition_many(session, list(set(revoke_ids)), JobState.CONFIRMED,
+    moved = transition_many(session, sorted(set(issue_ids)), JobState.CONFIRMED, f"event {confirmations} blocks deep")
+    moved += transition_many(session, sorted(set(revoke_ids)), JobState.CONFIRMED,
                              f"revocation {confirmations} blocks deep")
+    cp.confirmed_through = deepest
+    session.add(cp)
     return len(moved)
+
+
+def confirm_late_matches(session: Session, cp) -> int:
+    """Jobs that match an event the watermark has already passed (a job written after its credential was
+    issued, e.g. an upload whose on-chain check could not run): confirmed from that event. A full join, so
+    the follower runs it only with the periodic reconciliation, not on every poll."""
+    ids = session.execute(
+        select(Job.id).join(CredentialEvent, and_(CredentialEvent.fingerprint == Job.fingerprint,
+                                                  CredentialEvent.block_number <= cp.confirmed_through))
+        .where(Job.kind == "issue", Job.state.in_([s.value for s in CONFIRMABLE]))
+    ).scalars().all()
+    for chunk in _chunks(sorted(set(ids))):
+        events = {e.fingerprint: e for e in session.execute(select(CredentialEvent).join(
+            Job, Job.fingerprint == CredentialEvent.fingerprint).where(Job.id.in_(chunk))).scalars()}
+        for job in session.execute(select(Job).where(Job.id.in_(chunk))).scalars():
+            event = events[job.fingerprint]
+            job.credential_id, job.tx_hash, job.block_number = event.credential_id, event.tx_hash, event.block_number
+    session.flush()
+    return len(transition_many(session, sorted(set(ids)), JobState.CONFIRMED, "its event was already deep enough"))
+
+
+def confirm_attached(session: Session, jobs: list[Job], *, deepest: int) -> list[int]:
+    """Jobs given an event the consumer stored long ago (a person's retry found them on chain): confirmed
+    at once when that event is deep enough, since the watermark has passed it already."""
+    ids = [j.id for j in jobs if j.credential_id is not None and j.block_number is not None and j.block_number <= deepest]
+    return transition_many(session, ids, JobState.CONFIRMED, "already on chain: its event is deep enough")
 
 
 def forget_after(session: Session, ancestor: int) -> dict:
