@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: deps test demo contracts bench chromium clean
+.PHONY: deps test demo contracts bench chromium screenshots clean
 
 $(PY_STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ contracts: $(NODE_STAMP)
 
 bench: deps
 	$(PY) bench/run_all.py
+
+# refresh the README's screenshots from the browser test
+screenshots: deps chromium
+	BLOCKPROOF_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_web_browser.py
 
 clean:
 	rm -rf var .pytest_cache

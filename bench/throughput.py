@@ -9,7 +9,6 @@ In one run, each phase on its own fresh Anvil (--block-time 1, --gas-limit 30000
             interface-only BlockProofCredentialVaultBasic (no batch call), 2,000 credentials
   full      the pipeline with our contract, 10,000 credentials from a CSV (one document directory
             per batch): from the upload (producers.upload plan + commit) to the last job confirmed
-  tuned     the same with BLOCKPROOF_BATCH_SIZE=109 BLOCKPROOF_MAX_IN_FLIGHT=10 (see TUNED)
   memory    (--full only) 100,000 credentials through the full pipeline; signer and consumer RSS
 
 The signer is profiled with `py-spy record --idle --pid` (no code change) during the pipeline phases.
@@ -59,7 +58,6 @@ def log(msg: str) -> None:
 
 # batches sized so that two transactions' gas limits (1.1 x estimate + 20,000) tile a 30M block, and at most
 # five blocks' worth in flight so that EIP-1559's base fee cannot outgrow maxFee (2 x base fee) while one waits
-TUNED = {"BLOCKPROOF_BATCH_SIZE": "109", "BLOCKPROOF_MAX_IN_FLIGHT": "10"}
 
 
 def tunables(overrides: dict | None = None) -> dict[str, str]:
@@ -378,8 +376,8 @@ def render(results: list[Result], info: dict, command: str, load_start: str, loa
         f"Date: {info['date']}; code measured: commit {info['commit']}  ",
         f"Chain: {info['anvil']}, a fresh Anvil per phase, `--block-time {BLOCK_TIME}`, `--gas-limit {GAS_LIMIT:,}`  ",
         f"Settings passed to the signer and consumer: `{json.dumps(tunables())}` (everything else the defaults of "
-        "blockproof/settings.py; runs marked *tuned* override some, listed below the tables)", "",
-        "What limits each run and the fixes recommended: [docs/throughput.md](../../docs/throughput.md).", "",
+        "blockproof/settings.py)", "",
+        "What limits each run: the README's Benchmarks section.", "",
         "Credentials/s is end to end: for the baseline from the first build_transaction to the last receipt; for the "
         "pipeline from the upload command (producers.upload plan + commit, in process: CSV validation, fingerprints, "
         "documents, bulk insert, publishing) to the moment the event consumer has confirmed the last job "
@@ -478,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts (10 / 300 / 2,000): a smoke run")
     parser.add_argument("--full", action="store_true", help="also the 100,000-credential memory-bound run")
     parser.add_argument("--memory-rows", type=int, default=100_000)
-    parser.add_argument("--only", default="baseline,basic,full,tuned", help="comma list of phases: baseline,basic,full,tuned,memory")
+    parser.add_argument("--only", default="baseline,basic,full", help="comma list of phases: baseline,basic,full,memory")
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "throughput.md"))
@@ -506,12 +504,9 @@ def main(argv: list[str] | None = None) -> int:
                                        db=args.db, profile=not args.no_profile, seed=11, timeout=max(600, n_basic))),
         ("full", lambda: run_pipeline("full pipeline, default settings", "BlockProofCredentialVault", n_full,
                                       db=args.db, profile=not args.no_profile, seed=12, timeout=max(900, n_full / 5))),
-        ("tuned", lambda: run_pipeline("full pipeline, tuned settings", "BlockProofCredentialVault", n_full,
-                                       db=args.db, profile=not args.no_profile, seed=14, timeout=max(900, n_full / 5),
-                                       overrides=TUNED)),
-        ("memory", lambda: run_pipeline(f"memory bound, {args.memory_rows:,} credentials, tuned settings",
+        ("memory", lambda: run_pipeline(f"memory bound, {args.memory_rows:,} credentials, default settings",
                                         "BlockProofCredentialVault", args.memory_rows, db=args.db, profile=False,
-                                        seed=13, timeout=max(3600, args.memory_rows / 20), overrides=TUNED)),
+                                        seed=13, timeout=max(3600, args.memory_rows / 20))),
     ]
     text = ""
     for phase, run in plan:

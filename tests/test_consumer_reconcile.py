@@ -12,6 +12,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
+from models.states import JobState
+from models.transitions import transition_many
+
 from blockproof.devchain import DevChain, anvil_available, deploy_dev_environment
 from blockproof.rpc import Rpc
 from blockproof.settings import PROJECT_ROOT
@@ -119,8 +122,9 @@ def test_a_mined_job_without_its_event_and_an_event_without_a_job_are_reported_a
     assert report["events_without_job_count"] == 3
     assert {e["fingerprint"] for e in report["events_without_job"]} == set(foreign)
 
-    with Session(engine) as s:  # the lost job turns out to be ours after all: it is confirmed, the alert clears
-        s.get(Job, lost).fingerprint = foreign[0]
+    with Session(engine) as s:  # the lost job turns out to be one of those credentials: re-signed, pre-flight
+        s.get(Job, lost).fingerprint = foreign[0]  # fails it as already issued; it is confirmed, the alert clears
+        transition_many(s, [lost], JobState.FAILED, "pre-flight: FingerprintAlreadyUsed")
         s.commit()
     follower._reconciled_at = 0.0
     follower.catch_up()

@@ -71,18 +71,19 @@ def confirm_deep_enough(session: Session, cp, head: int, confirmations: int) -> 
     if deepest <= since:
         return 0
     states = [s.value for s in CONFIRMABLE]
-    issue_ids = session.execute(
-        select(Job.id).join(CredentialEvent, and_(CredentialEvent.fingerprint == Job.fingerprint,
-                                                  CredentialEvent.block_number > since,
-                                                  CredentialEvent.block_number <= deepest))
-        .where(Job.kind == "issue", Job.state.in_(states))
-    ).scalars().all()
-    revoke_ids = session.execute(
-        select(Job.id).join(RevocationEvent, and_(RevocationEvent.credential_id == Job.credential_id,
-                                                  RevocationEvent.block_number > since,
-                                                  RevocationEvent.block_number <= deepest))
-        .where(Job.kind == "revoke", Job.state.in_(states))
-    ).scalars().all()
+    # two indexed lookups rather than a join: the planner's guesses go wrong while tables grow fast
+    fingerprints = list(session.execute(select(CredentialEvent.fingerprint).where(
+        CredentialEvent.block_number > since, CredentialEvent.block_number <= deepest)).scalars())
+    issue_ids = []
+    for chunk in _chunks(fingerprints):
+        issue_ids += session.execute(select(Job.id).where(
+            Job.kind == "issue", Job.fingerprint.in_(chunk), Job.state.in_(states))).scalars().all()
+    revoked = list(session.execute(select(RevocationEvent.credential_id).where(
+        RevocationEvent.block_number > since, RevocationEvent.block_number <= deepest)).scalars())
+    revoke_ids = []
+    for chunk in _chunks(revoked):
+        revoke_ids += session.execute(select(Job.id).where(
+            Job.kind == "revoke", Job.credential_id.in_(chunk), Job.state.in_(states))).scalars().all()
     moved = transition_many(session, sorted(set(issue_ids)), JobState.CONFIRMED, f"event {confirmations} blocks deep")
     moved += transition_many(session, sorted(set(revoke_ids)), JobState.CONFIRMED,
                              f"revocation {confirmations} blocks deep")
@@ -92,22 +93,19 @@ def confirm_deep_enough(session: Session, cp, head: int, confirmations: int) -> 
 
 
 def confirm_late_matches(session: Session, cp) -> int:
-    """Jobs that match an event the watermark has already passed (a job written after its credential was
-    issued, e.g. an upload whose on-chain check could not run): confirmed from that event. A full join, so
-    the follower runs it only with the periodic reconciliation, not on every poll."""
-    ids = session.execute(
-        select(Job.id).join(CredentialEvent, and_(CredentialEvent.fingerprint == Job.fingerprint,
-                                                  CredentialEvent.block_number <= cp.confirmed_through))
-        .where(Job.kind == "issue", Job.state.in_([s.value for s in CONFIRMABLE]))
-    ).scalars().all()
-    for chunk in _chunks(sorted(set(ids))):
-        events = {e.fingerprint: e for e in session.execute(select(CredentialEvent).join(
-            Job, Job.fingerprint == CredentialEvent.fingerprint).where(Job.id.in_(chunk))).scalars()}
-        for job in session.execute(select(Job).where(Job.id.in_(chunk))).scalars():
-            event = events[job.fingerprint]
-            job.credential_id, job.tx_hash, job.block_number = event.credential_id, event.tx_hash, event.block_number
-    session.flush()
-    return len(transition_many(session, sorted(set(ids)), JobState.CONFIRMED, "its event was already deep enough"))
+    """Failed or dead jobs whose credential the chain already holds (a job written after its credential was
+    issued, e.g. an upload whose on-chain check could not run, fails pre-flight as already issued): confirmed
+    from the event the watermark has passed. Run with the periodic reconciliation, not on every poll."""
+    stuck = dict(session.execute(select(Job.fingerprint, Job.id).where(
+        Job.kind == "issue", Job.state.in_([JobState.FAILED.value, JobState.DEAD.value]))).all())
+    ids = []
+    for chunk in _chunks(list(stuck)):
+        for event in session.execute(select(CredentialEvent).where(
+                CredentialEvent.fingerprint.in_(chunk), CredentialEvent.block_number <= cp.confirmed_through)).scalars():
+            session.execute(update(Job).where(Job.id == stuck[event.fingerprint]).values(
+                credential_id=event.credential_id, tx_hash=event.tx_hash, block_number=event.block_number))
+            ids.append(stuck[event.fingerprint])
+    return len(transition_many(session, sorted(ids), JobState.CONFIRMED, "its event was already deep enough"))
 
 
 def confirm_attached(session: Session, jobs: list[Job], *, deepest: int) -> list[int]:
