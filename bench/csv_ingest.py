@@ -198,7 +198,7 @@ Input: `examples/generate.py --rows {args.rows} --invalid-fraction 0.01 --seed 1
 Measured: `blockproof upload FILE --json` as a subprocess, from launch to exit: read + validate every row,
 check each against the database and the chain (`fingerprintUsed`, batched eth_call), pre-flight the
 contract rules, write the batch, {r['written']:,} jobs and {files:,} documents in one transaction, publish
-every job to RabbitMQ with publisher confirms (100 job ids per message) and mark it queued.
+every job to RabbitMQ with publisher confirms (250 job ids per message) and mark it queued.
 Peak memory is the process's maximum RSS (everything: Python, pandas, the staged rows).
 
 | | rows | time | per row | peak memory |

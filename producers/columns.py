@@ -5,7 +5,7 @@ import datetime as dt
 import re
 from functools import lru_cache
 
-from eth_hash.auto import keccak
+from producers.hashing import keccak
 
 from producers.records import CsvFileError
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from eth_hash.auto import keccak
+from producers.hashing import keccak
 
 from producers.columns import (  # noqa: F401  (field rules re-exported for callers)
     MAX_LENGTH, REQUIRED, CONTROL, check_address, check_expiry, check_graduation_date, control_reason,

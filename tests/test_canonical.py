@@ -161,3 +161,12 @@ def test_column_wise_documents_equal_canonical_json(docs):
     frame["expires_at"] = frame["expires_at"].astype("int64")
     built = _documents(frame).tolist()
     assert built == [canonical_json(d).decode("utf-8") for d in docs]
+
+
+def test_the_fast_keccak_used_for_fingerprints_agrees_with_eth_hash():
+    from eth_hash.auto import keccak as reference
+
+    from producers.hashing import keccak
+
+    for data in (b"", b"abc", "Søren Lefèvre".encode(), bytes(range(256)) * 3):
+        assert keccak(data) == reference(data)

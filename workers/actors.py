@@ -15,7 +15,7 @@ def accept_jobs(job_ids: list[int]) -> None:
     intake.accept(job_ids)
 
 
-def publish_jobs(job_ids: list[int], *, queue_name: str, chunk: int = 100) -> int:
+def publish_jobs(job_ids: list[int], *, queue_name: str, chunk: int = 250) -> int:
     """Publish job ids in messages of `chunk`, each confirmed by the broker. Returns messages sent."""
     broker = get_broker()
     sent = 0
