@@ -22,6 +22,7 @@ from workers.signer import packer
 from workers.signer.simulate import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
 
 log = logging.getLogger("blockproof.intake")
+PREFLIGHT_BATCH = 50
 SENDABLE = [JobState.VALIDATED, JobState.QUEUED, JobState.RETRYING]
 
 
@@ -56,11 +57,17 @@ def preflight(rpc: Rpc, sender: str, vault: str, jobs: list[Job], base_uris: dic
             groups.setdefault((job.batch_id, job.institution), []).append(job)
         else:
             singles.append(job)
-    calls = [packer.build_call(group, base_uris[group[0].batch_id], batch_extension=True) for group in groups.values()]
-    for call, sim in zip(calls, simulate_many(rpc, sender, vault, [c.data for c in calls], with_gas=False)):
-        if sim.ok:
+    # each simulated call stays far below the node's call gas cap
+    calls = [packer.build_call(group[i : i + PREFLIGHT_BATCH], base_uris[group[0].batch_id], batch_extension=True)
+             for group in groups.values() for i in range(0, len(group), PREFLIGHT_BATCH)]
+    try:
+        sims = simulate_many(rpc, sender, vault, [c.data for c in calls], with_gas=False)
+    except RpcError:  # e.g. out of gas under a node's call cap: simulate the rows one by one instead
+        sims = [None] * len(calls)
+    for call, sim in zip(calls, sims):
+        if sim is not None and sim.ok:
             bad.update({call.jobs[i].id: ALREADY_ISSUED for i in skipped_rows(sim.result)})
-        elif not sim.revert.is_condition:
+        elif sim is None or not sim.revert.is_condition:
             singles.extend(call.jobs)
     calls = [packer.build_call([j], base_uris[j.batch_id], batch_extension=False) for j in singles]
     for call, sim in zip(calls, simulate_many(rpc, sender, vault, [c.data for c in calls], with_gas=False)):
