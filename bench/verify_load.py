@@ -247,7 +247,7 @@ def write_results(args, fixed_results, wrk_results, known: int, unknown: int) ->
         f"Command: `.venv/bin/python bench/verify_load.py --rate {args.rate:g} --seconds {args.seconds:g}`  ",
         f"Machine: {platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count()} CPUs (shared with "
         f"the load generator, Anvil and other work), Python {platform.python_version()}; load average before the "
-        f"run {LOAD_BEFORE}, after {os.getloadavg()[0]:.1f} (other engineers' test suites were running)  ",
+        f"run {LOAD_BEFORE}, after {os.getloadavg()[0]:.1f}  ",
         f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  ",
         f"Chain: {anvil} (local, automine); database: SQLite (WAL); server: `blockproof web` = uvicorn, 1 worker, "
         "production mode, access log off  ",
