@@ -12,9 +12,11 @@ KILLS = 20
 
 def test_five_hundred_rows_survive_twenty_random_sigkills_of_the_signer(make_pipeline, sqlite_url, tmp_path):
     rng = random.Random(20260)
-    # small batches and few in flight (at most 10 credentials a second) so the work outlasts the chaos
+    # during the chaos, tiny batches and one transaction in flight (at most 2 credentials a second) so the
+    # work outlasts twenty kills; afterwards the signer runs with its defaults
+    throttle = {"BLOCKPROOF_BATCH_SIZE": "2", "BLOCKPROOF_MAX_IN_FLIGHT": "1"}
     p = make_pipeline(sqlite_url, block_time=1,
-                      extra_env={"BLOCKPROOF_BATCH_SIZE": "5", "BLOCKPROOF_MAX_IN_FLIGHT": "2",
+                      extra_env={**throttle,
                                  "BLOCKPROOF_RESEND_AFTER_SECONDS": "2"})
     p.start("consumer")
     report = p.upload(rows_csv(tmp_path, 500, 601))
@@ -26,6 +28,8 @@ def test_five_hundred_rows_survive_twenty_random_sigkills_of_the_signer(make_pip
         p.kill("signer")
         kills += 1
     assert p.counts().get("confirmed", 0) < 500, "the batch finished before the chaos ended"
+    for name in throttle:
+        p.extra_env.pop(name)
     p.start("signer")
     p.wait_until_settled(500, timeout=300)
     assert p.counts() == {"confirmed": 500}

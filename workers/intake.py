@@ -18,7 +18,7 @@ from models.db import engine_for, session_scope
 from models.states import JobState
 from models.tables import Batch, Job
 from models.transitions import transition_many
-from workers.signer import packer
+from workers.signer import already_issued, packer
 from workers.signer.simulate import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
 
 log = logging.getLogger("blockproof.intake")
@@ -95,9 +95,12 @@ def accept(job_ids: list[int]) -> None:
                 select(Batch).where(Batch.id.in_({j.batch_id for j in jobs}))).scalars()}
             bad = preflight(rpc, sender or settings.vault_address, settings.vault_address, jobs, base_uris,
                             batch_extension=_batch_extension(rpc, settings.vault_address))
+            on_chain = [j for j in jobs if j.id in bad and bad[j.id].code == ALREADY_ISSUED.code]
+            already_issued.wait_for_event(s, on_chain, max_checks=settings.max_retries)
             for job_id, revert in bad.items():
-                transition_many(s, [job_id], JobState.FAILED, f"pre-flight: {revert.code}",
-                                error_code=revert.code, error_message=revert.message, retryable=revert.retryable)
+                if revert.code != ALREADY_ISSUED.code:
+                    transition_many(s, [job_id], JobState.FAILED, f"pre-flight: {revert.code}", error_code=revert.code,
+                                    error_message=revert.message, retryable=revert.retryable)
             good = [j.id for j in jobs if j.id not in bad]
             transition_many(s, good, JobState.READY, "accepted by the signer", only_from=SENDABLE,
                             error_code="", error_message="")

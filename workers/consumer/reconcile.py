@@ -84,9 +84,11 @@ def confirm_deep_enough(session: Session, cp, head: int, confirmations: int) -> 
     for chunk in _chunks(revoked):
         revoke_ids += session.execute(select(Job.id).where(
             Job.kind == "revoke", Job.credential_id.in_(chunk), Job.state.in_(states))).scalars().all()
-    moved = transition_many(session, sorted(set(issue_ids)), JobState.CONFIRMED, f"event {confirmations} blocks deep")
+    settled = dict(error_code="", error_message="", next_attempt_at=None)  # why it waited stays in its history
+    moved = transition_many(session, sorted(set(issue_ids)), JobState.CONFIRMED, f"event {confirmations} blocks deep",
+                            **settled)
     moved += transition_many(session, sorted(set(revoke_ids)), JobState.CONFIRMED,
-                             f"revocation {confirmations} blocks deep")
+                             f"revocation {confirmations} blocks deep", **settled)
     cp.confirmed_through = deepest
     session.add(cp)
     return len(moved)

@@ -21,7 +21,7 @@ from models.db import session_scope
 from models.states import JobState, utcnow
 from models.tables import Batch, ChainTransaction, Job, SignerState, TxAttempt
 from models.transitions import mark_submitted, transition_many
-from workers.signer import fees, nonce, packer, sender, tracker
+from workers.signer import already_issued, fees, nonce, packer, sender, tracker
 from workers.signer.rpc_errors import SendOutcome
 from workers.signer.simulate import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
 
@@ -413,6 +413,9 @@ class Signer:
         s.commit()
 
     def _fail(self, s: Session, jobs: list[Job], revert: Revert) -> None:
+        if revert.code == ALREADY_ISSUED.code:
+            already_issued.wait_for_event(s, jobs, max_checks=self.settings.max_retries)
+            return
         transition_many(s, [j.id for j in jobs], JobState.FAILED, f"pre-flight: {revert.code}",
                         error_code=revert.code, error_message=revert.message, retryable=revert.retryable)
 
