@@ -43,10 +43,6 @@ def _ctx(request: Request) -> dict:
     return {"settings": request.app.state.settings, "engine": request.app.state.engine}
 
 
-def _not_found(exc: Exception):
-    raise HTTPException(404, str(exc))
-
-
 # ---- health and metrics --------------------------------------------------------------------------
 @router.get("/healthz", tags=["ops"], summary="200 when the database answers (for compose / load balancers)")
 def healthz(request: Request):
@@ -171,18 +167,12 @@ def alerts(user: Viewer, s: DB):
 
 @router.post("/api/signers/{address}/pause", tags=["actions"], summary="Pause issuance by this signer (operator)")
 def pause_signer(request: Request, address: str, user: Operator):
-    try:
-        return actions.set_signer_paused(address, True, engine=request.app.state.engine, actor=user.name)
-    except actions.NotFound as exc:
-        _not_found(exc)
+    return actions.set_signer_paused(address, True, engine=request.app.state.engine, actor=user.name)
 
 
 @router.post("/api/signers/{address}/resume", tags=["actions"], summary="Resume issuance by this signer (operator)")
 def resume_signer(request: Request, address: str, user: Operator):
-    try:
-        return actions.set_signer_paused(address, False, engine=request.app.state.engine, actor=user.name)
-    except actions.NotFound as exc:
-        _not_found(exc)
+    return actions.set_signer_paused(address, False, engine=request.app.state.engine, actor=user.name)
 
 
 # ---- batches and jobs ------------------------------------------------------------------------------
@@ -220,29 +210,18 @@ class RetryFailed(BaseModel):
 @router.post("/api/batches/{batch_id}/retry-failed", tags=["actions"],
              summary="Retry every failed or dead job of a batch (the chain is checked first; operator)")
 def retry_failed(request: Request, batch_id: int, user: Operator, body: RetryFailed | None = None):
-    try:
-        return actions.retry_failed_in_batch(batch_id, **_ctx(request), actor=user.name,
-                                             expected_count=body.expected_count if body else None)
-    except actions.NotFound as exc:
-        _not_found(exc)
-    except actions.Conflict as exc:
-        raise HTTPException(409, str(exc))
+    return actions.retry_failed_in_batch(batch_id, **_ctx(request), actor=user.name,
+                                         expected_count=body.expected_count if body else None)
 
 
 @router.post("/api/batches/{batch_id}/pause", tags=["actions"], summary="Pause a batch (operator)")
 def pause_batch(request: Request, batch_id: int, user: Operator):
-    try:
-        return actions.set_batch_paused(batch_id, True, engine=request.app.state.engine, actor=user.name)
-    except actions.NotFound as exc:
-        _not_found(exc)
+    return actions.set_batch_paused(batch_id, True, engine=request.app.state.engine, actor=user.name)
 
 
 @router.post("/api/batches/{batch_id}/resume", tags=["actions"], summary="Resume a batch (operator)")
 def resume_batch(request: Request, batch_id: int, user: Operator):
-    try:
-        return actions.set_batch_paused(batch_id, False, engine=request.app.state.engine, actor=user.name)
-    except actions.NotFound as exc:
-        _not_found(exc)
+    return actions.set_batch_paused(batch_id, False, engine=request.app.state.engine, actor=user.name)
 
 
 @router.get("/api/jobs/{job_id}", tags=["jobs"],
@@ -343,14 +322,9 @@ class Commit(BaseModel):
 @router.post("/api/uploads/{token}/commit", tags=["uploads"],
              summary="Write the batch and queue its new rows (operator); committing twice changes nothing")
 def upload_commit(request: Request, token: str, user: Operator, body: Commit | None = None):
-    try:
-        return actions.commit_upload(request.app.state.uploads, token, **_ctx(request), actor=user.name,
-                                     reject_on_invalid=bool(body and body.reject_on_invalid),
-                                     queue_while_blocked=bool(body and body.queue_while_blocked))
-    except actions.NotFound as exc:
-        _not_found(exc)
-    except actions.Conflict as exc:
-        raise HTTPException(409, str(exc))
+    return actions.commit_upload(request.app.state.uploads, token, **_ctx(request), actor=user.name,
+                                 reject_on_invalid=bool(body and body.reject_on_invalid),
+                                 queue_while_blocked=bool(body and body.queue_while_blocked))
 
 
 @router.delete("/api/uploads/{token}", tags=["uploads"], summary="Discard an upload before commit (operator)")

@@ -76,6 +76,16 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
         return request.app.state.renderer.page(request, "error.html", {"status": exc.status_code,
                                                                         "detail": exc.detail}, status=exc.status_code)
 
+    from web import actions
+
+    @app.exception_handler(actions.NotFound)
+    async def _not_found(request: Request, exc: actions.NotFound):
+        return await _http_error(request, HTTPException(404, str(exc)))
+
+    @app.exception_handler(actions.Conflict)
+    async def _conflict(request: Request, exc: actions.Conflict):
+        return await _http_error(request, HTTPException(409, str(exc)))
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         if _wants_json(request):
