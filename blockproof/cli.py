@@ -102,7 +102,8 @@ def cmd_status(args) -> int:
         print(json.dumps(data, indent=2, default=str))
         return EXIT_OK
     for b in [data["batch"]] if "batch" in data else data["batches"]:
-        print(f"batch {b['id']:>5}  {b['kind']:<6} {b['filename'][:40]:<40} {b['progress']}")
+        held = "  PAUSED" if b["paused"] else (f"  ON HOLD: {b['on_hold']}" if b["on_hold"] else "")
+        print(f"batch {b['id']:>5}  {b['kind']:<6} {b['filename'][:40]:<40} {b['progress']}{held}")
     for signer in data.get("signers", []):
         hold = f"  ON HOLD: {signer['hold_reason']}" if signer["hold_reason"] else ""
         print(f"signer {signer['address']}  balance {signer['balance_wei'] / 1e18:.4f} ETH  nonce local "
@@ -211,6 +212,42 @@ def cmd_verify(args) -> int:
     return EXIT_OK if result.get("exists") and result.get("valid") and result.get("fingerprint_matches", True) else EXIT_INVALID
 
 
+def _cli_actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def cmd_pause(args) -> int:
+    from blockproof.errors import NotFound
+    from producers.batch_control import set_paused
+
+    settings, engine = _context()
+    try:
+        set_paused(args.batch, args.command == "pause", engine=engine, actor=_cli_actor())
+    except NotFound as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    _err(f"batch {args.batch} " + ("paused: its unsent jobs wait until `blockproof resume`" if args.command == "pause"
+                                   else "resumed"))
+    return EXIT_OK
+
+
+def cmd_cancel(args) -> int:
+    from blockproof.errors import NotFound
+    from producers.batch_control import cancel
+
+    settings, engine = _context()
+    try:
+        result = cancel(args.batch, engine=engine, actor=_cli_actor())
+    except NotFound as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    _err(f"batch {args.batch}: {result.cancelled} job(s) cancelled (never sent)"
+         + (f"; {result.already_sent} already sent finish on chain" if result.already_sent else ""))
+    return EXIT_OK
+
+
 def cmd_requeue(args) -> int:
     from producers.upload import enqueue_batch
 
@@ -308,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--fingerprint")
     v.set_defaults(func=cmd_verify)
 
+    for name, text in (("pause", "pause a batch: the signer sends none of its jobs until resumed"),
+                       ("resume", "resume a paused batch")):
+        ps = sub.add_parser(name, help=text)
+        ps.add_argument("batch", type=int)
+        ps.set_defaults(func=cmd_pause)
+    cn = sub.add_parser("cancel", help="cancel a batch: its jobs not yet sent end `cancelled`; sent ones finish")
+    cn.add_argument("batch", type=int)
+    cn.set_defaults(func=cmd_cancel)
     rq = sub.add_parser("requeue", help="publish a batch's unsent jobs again (after a broker outage)")
     rq.add_argument("batch", type=int)
     rq.set_defaults(func=cmd_requeue)

@@ -30,3 +30,11 @@ class TemporaryFailure(BlockProofError):
 
 class ConfigurationError(BlockProofError):
     """A required setting is missing or wrong."""
+
+
+class NotFound(BlockProofError, LookupError):
+    """What a person asked for (a batch, a job, an upload) does not exist."""
+
+
+class Conflict(BlockProofError):
+    """A person's action no longer matches what is there (confirm again)."""

@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from models.states import JobState
-from models.tables import Batch, ChainTransaction, ConsumerCheckpoint, Job, SignerState
+from models.tables import Alert, Batch, ChainTransaction, ConsumerCheckpoint, Job, SignerState
 
 
 def batch_counts(session: Session, batch_id: int | None = None) -> dict[str, int]:
@@ -21,12 +21,27 @@ def summarize_counts(counts: dict[str, int]) -> dict[str, int]:
     total = sum(counts.values())
     confirmed = counts.get("confirmed", 0)
     failed = counts.get("failed", 0) + counts.get("dead", 0)
-    return {"total": total, "confirmed": confirmed, "failed": failed, "pending": total - confirmed - failed}
+    cancelled = counts.get("cancelled", 0)
+    return {"total": total, "confirmed": confirmed, "failed": failed, "cancelled": cancelled,
+            "pending": total - confirmed - failed - cancelled}
 
 
 def progress_line(counts: dict[str, int]) -> str:
     s = summarize_counts(counts)
-    return f"{s['confirmed']}/{s['total']} confirmed · {s['pending']} pending · {s['failed']} failed"
+    line = f"{s['confirmed']}/{s['total']} confirmed · {s['pending']} pending · {s['failed']} failed"
+    return line + (f" · {s['cancelled']} cancelled" if s["cancelled"] else "")
+
+
+def hold_reason(session: Session, batch: Batch) -> str:
+    """Why the signer sends none of this batch's jobs right now, in words ("" when nothing holds it)."""
+    if batch.paused:
+        return "paused by an operator"
+    institution = session.execute(select(Alert.message).where(
+        Alert.kind == "institution_on_hold", Alert.subject == batch.institution,
+        Alert.resolved_at == None)).scalars().first()  # noqa: E711
+    if institution:
+        return institution
+    return session.execute(select(SignerState.hold_reason).where(SignerState.hold_reason != "")).scalars().first() or ""
 
 
 def batch_summary(session: Session, batch: Batch) -> dict:
@@ -37,7 +52,8 @@ def batch_summary(session: Session, batch: Batch) -> dict:
     return {"id": batch.id, "filename": batch.filename, "kind": batch.kind, "institution": batch.institution,
             "created_at": batch.created_at.isoformat(), "paused": batch.paused, "rows": batch.row_count,
             "invalid": batch.invalid_count, "duplicates": batch.duplicate_count, "counts": counts,
-            "transactions": tx_rows, **summarize_counts(counts), "progress": progress_line(counts)}
+            "transactions": tx_rows, **summarize_counts(counts), "progress": progress_line(counts),
+            "on_hold": hold_reason(session, batch) if summarize_counts(counts)["pending"] else ""}
 
 
 def gas_per_credential(session: Session, batch_id: int | None = None) -> float | None:

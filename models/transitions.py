@@ -86,10 +86,24 @@ def transition_where(session: Session, condition, target: JobState, reason: str 
     return len(changed)
 
 
-def mark_submitted(session: Session, signed: list[tuple[list[Job], object, object]]) -> None:
-    """READY → SUBMITTED for the jobs of freshly signed transactions: one executemany UPDATE and one
-    history INSERT for all of them, whatever the number of transactions (one per job on a contract
-    without batch calls)."""
+def claim_ready(session: Session, job_ids: Sequence[int]) -> set[int]:
+    """READY → SUBMITTED for the jobs about to be signed, guarded so that a job another process took
+    (a second signer on the key, an operator's cancel) is never signed again: only the returned ids
+    were still ready. History comes with `link_submitted`, once the nonces are known."""
+    claimed: set[int] = set()
+    now = utcnow()
+    for start in range(0, len(job_ids), 900):
+        chunk = list(job_ids[start : start + 900])
+        claimed.update(session.execute(
+            update(Job).where(Job.id.in_(chunk), Job.state == JobState.READY.value)
+            .values(state=JobState.SUBMITTED.value, updated_at=now).returning(Job.id)
+            .execution_options(synchronize_session=False)).scalars())
+    return claimed
+
+
+def link_submitted(session: Session, signed: list[tuple[list[Job], object, object]]) -> None:
+    """Tie claimed jobs to their freshly signed transactions: one executemany UPDATE and one history INSERT
+    for all of them, whatever the number of transactions (one per job on a contract without batch calls)."""
     from sqlalchemy import bindparam
 
     now = utcnow()
@@ -98,8 +112,8 @@ def mark_submitted(session: Session, signed: list[tuple[list[Job], object, objec
     if not rows:
         return
     session.execute(
-        update(Job.__table__).where(Job.__table__.c.id == bindparam("jid"), Job.__table__.c.state == JobState.READY.value)
-        .values(state=JobState.SUBMITTED.value, updated_at=now, transaction_id=bindparam("tid"), tx_hash=bindparam("h")),
+        update(Job.__table__).where(Job.__table__.c.id == bindparam("jid"))
+        .values(transaction_id=bindparam("tid"), tx_hash=bindparam("h")),
         rows)
     session.execute(insert(JobTransition), [
         {"job_id": r["jid"], "from_state": JobState.READY.value, "to_state": JobState.SUBMITTED.value,

@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from sqlalchemy import select
 from sqlmodel import Session
 
+from models.states import TERMINAL
+
 
 def _methods(payload) -> list[str]:
     items = payload if isinstance(payload, list) else [payload]
@@ -28,6 +30,8 @@ class RpcProxy:
     - drop_answers(method, n): forward the next n requests containing `method`, then close the
       connection without answering (the client cannot know whether the node got it).
     - refuse(method, in_batches_only): answer HTTP 503 without forwarding, until allow(method).
+    - too_big(method, over_bytes, message): answer every `method` request whose calldata is longer than
+      `over_bytes` with a JSON-RPC error, as a node with a smaller call gas cap or memory limit does.
     """
 
     def __init__(self, upstream: str):
@@ -37,6 +41,8 @@ class RpcProxy:
         self.dropped: list[str] = []  # the request bodies whose answers were lost
         self.refused: dict[str, bool] = {}
         self.refused_count = 0
+        self.oversize: dict[str, tuple[int, int, str]] = {}
+        self.oversize_answered = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -74,6 +80,8 @@ class RpcProxy:
                     except OSError:
                         pass
                     return
+                if proxy.oversize and status == 200:
+                    answer = proxy._oversize_answers(body, answer)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
@@ -96,6 +104,26 @@ class RpcProxy:
                     self.drops[method] -= 1
                     return "drop"
         return "forward"
+
+    def _oversize_answers(self, body: bytes, answer: bytes) -> bytes:
+        requests, replies = json.loads(body), json.loads(answer)
+        single = not isinstance(requests, list)
+        requests, replies = ([requests], [replies]) if single else (requests, replies)
+        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
+        for request in requests:
+            rule = self.oversize.get(request.get("method"))
+            params = request.get("params") or [{}]
+            data = params[0].get("data", "") if isinstance(params[0], dict) else ""
+            if rule and len(data) > rule[0] and request.get("id") in by_id:
+                by_id[request["id"]].pop("result", None)
+                by_id[request["id"]]["error"] = {"code": rule[1], "message": rule[2]}
+                with self.lock:
+                    self.oversize_answered += 1
+        return json.dumps(replies[0] if single else replies).encode()
+
+    def too_big(self, method: str, *, over_bytes: int, message: str, code: int = -32603) -> None:
+        with self.lock:
+            self.oversize[method] = (over_bytes, code, message)
 
     def drop_answers(self, method: str, n: int = 1) -> None:
         with self.lock:
@@ -260,7 +288,7 @@ def assert_each_nonce_mined_once(p) -> None:
 
 def assert_no_middle_state(p) -> None:
     counts = p.counts()
-    middle = {k: v for k, v in counts.items() if k not in {"confirmed", "failed", "dead"}}
+    middle = {k: v for k, v in counts.items() if k not in {s.value for s in TERMINAL}}
     assert not middle, f"jobs left in a middle state: {counts}"
 
 

@@ -13,9 +13,17 @@ from models.transitions import transition, transition_many
 
 def test_every_state_has_an_entry_and_only_person_or_chain_paths_leave_terminal_states():
     assert set(ALLOWED) == set(JobState)
-    assert ALLOWED[JobState.FAILED] == {JobState.QUEUED, JobState.CONFIRMED}
-    assert ALLOWED[JobState.DEAD] == {JobState.QUEUED, JobState.CONFIRMED}
+    assert ALLOWED[JobState.FAILED] == {JobState.QUEUED, JobState.CONFIRMED, JobState.CANCELLED}
+    assert ALLOWED[JobState.DEAD] == {JobState.QUEUED, JobState.CONFIRMED, JobState.CANCELLED}
     assert ALLOWED[JobState.CONFIRMED] == {JobState.MINED, JobState.SUBMITTED}  # only a reorg
+    assert ALLOWED[JobState.CANCELLED] == {JobState.CONFIRMED}  # only the chain
+
+
+def test_only_jobs_no_transaction_carries_can_be_cancelled():
+    sources = {state for state, targets in ALLOWED.items() if JobState.CANCELLED in targets}
+    assert JobState.SUBMITTED not in sources and JobState.MINED not in sources
+    assert sources == {JobState.VALIDATED, JobState.QUEUED, JobState.READY, JobState.RETRYING, JobState.FAILED,
+                       JobState.DEAD}
 
 
 def test_a_job_cannot_skip_the_chain_to_become_confirmed_from_validated():

@@ -7,24 +7,18 @@ from dataclasses import asdict
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
+from blockproof.errors import Conflict, NotFound  # noqa: F401  (the app maps them to 404 and 409)
 from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import utcnow
 from models.tables import Batch, SignerState
+from producers import batch_control
 from producers.records import CsvFileError, RowError
 from producers.retry import retry_jobs, retryable_ids
 from producers.revocations import RevocationRequest, revoke
 from producers.upload import commit, plan
 from web import audit
 from web.uploads import UploadStore
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Conflict(Exception):
-    pass
 
 
 def _report_dict(report) -> dict:
@@ -119,14 +113,11 @@ def retry_failed_in_batch(batch_id: int, *, settings: Settings, engine, actor: s
 
 
 def set_batch_paused(batch_id: int, paused: bool, *, engine, actor: str) -> dict:
-    with session_scope(engine) as s:
-        batch = s.get(Batch, batch_id)
-        if batch is None:
-            raise NotFound(f"batch {batch_id} does not exist")
-        batch.paused = paused
-        s.add(batch)
-    audit.record(engine, actor, "batch.pause" if paused else "batch.resume", f"batch {batch_id}")
-    return {"batch_id": batch_id, "paused": paused}
+    return batch_control.set_paused(batch_id, paused, engine=engine, actor=actor)
+
+
+def cancel_batch(batch_id: int, *, engine, actor: str) -> dict:
+    return asdict(batch_control.cancel(batch_id, engine=engine, actor=actor))
 
 
 def set_signer_paused(address: str, paused: bool, *, engine, actor: str) -> dict:

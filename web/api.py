@@ -224,6 +224,12 @@ def resume_batch(request: Request, batch_id: int, user: Operator):
     return actions.set_batch_paused(batch_id, False, engine=request.app.state.engine, actor=user.name)
 
 
+@router.post("/api/batches/{batch_id}/cancel", tags=["actions"],
+             summary="Cancel a batch: every job not yet sent ends cancelled; sent ones finish (operator)")
+def cancel_batch(request: Request, batch_id: int, user: Operator):
+    return actions.cancel_batch(batch_id, engine=request.app.state.engine, actor=user.name)
+
+
 @router.get("/api/jobs/{job_id}", tags=["jobs"],
             summary="One job: row, state history, transaction attempts, receipt, event, decoded error")
 def job(job_id: int, user: Viewer, s: DB):

@@ -1,19 +1,11 @@
 """The audit log: one row per operator action (who, what, on what, details)."""
 from __future__ import annotations
 
-import json
-
 from sqlalchemy import select
 from sqlmodel import Session
 
-from models.db import session_scope
+from models.audit import record  # noqa: F401  (the web's actions record through it)
 from models.tables import AuditEntry
-
-
-def record(engine, actor: str, action: str, target: str = "", **detail) -> None:
-    with session_scope(engine) as s:
-        s.add(AuditEntry(actor=actor[:64], action=action[:64], target=str(target)[:200],
-                         detail=json.dumps(detail, default=str, sort_keys=True) if detail else ""))
 
 
 def entries(session: Session, *, before: int | None = None, limit: int = 50) -> dict:

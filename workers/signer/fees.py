@@ -51,3 +51,8 @@ def tx_gas_budget(block_gas_limit: int, max_tx_gas: int) -> int:
         return max_tx_gas
     per_block = -(-block_gas_limit // max_tx_gas)
     return min(max_tx_gas, block_gas_limit // per_block)
+
+
+def batch_size_for(gas_budget: int, gas_per_credential: int, *, most: int) -> int:
+    """How many credentials fit one transaction's gas budget at a given cost each (at least one)."""
+    return max(1, min(most, gas_budget // max(gas_per_credential, 1)))

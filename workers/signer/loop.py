@@ -20,9 +20,9 @@ from models.alerts import raise_alert, resolve_alerts
 from models.db import session_scope
 from models.states import JobState, utcnow
 from models.tables import Batch, ChainTransaction, Job, SignerState, TxAttempt
-from models.transitions import mark_submitted, transition_many
-from workers.signer import already_issued, fees, nonce, packer, sender, tracker
-from workers.signer.rpc_errors import SendOutcome
+from models.transitions import claim_ready, link_submitted, transition_many
+from workers.signer import already_issued, fees, nonce, packer, sender, stall, tracker
+from workers.signer.rpc_errors import SendOutcome, is_too_big
 from workers.signer.simulate import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
 
 log = logging.getLogger("blockproof.signer")
@@ -32,6 +32,9 @@ REORG_RECHECK_SECONDS = 2.0
 # rough gas per credential for the low-balance estimate (bench/results/gas.md: batch ≈125k, single ≈270k)
 BATCH_GAS_PER_CREDENTIAL = 130_000
 SINGLE_GAS_PER_CREDENTIAL = 280_000
+# the first batch is sized for the dearest rows measured (distinct 66-character URIs, ≈238k gas each), so
+# its pre-flight fits the gas budget and the node's call gas cap; estimates then size the next ones
+FIRST_BATCH_GAS_PER_CREDENTIAL = 240_000
 
 
 class Signer:
@@ -56,7 +59,12 @@ class Signer:
         self.chain_id = 0
         self.batch_extension = False
         self._base_uris: dict[int, str] = {}
-        self._batch_limit = settings.batch_size
+        self._batch_limit = 0  # sized from the block gas limit once it is known
+        self.institution_holds: dict[str, tuple[str, float]] = {}  # institution → (reason, last checked)
+        self._progress_at = time.monotonic()
+        self._stall_alerted = True  # a stall alert left open by an earlier run is resolved on first progress
+        self._stuck_alerted = True  # likewise a stuck alert, once nothing is stuck
+        self.last_error = ""
         self._reorg_checked = 0.0
         self.block_gas_limit = 0
         # fault injection for tests, read once at start-up (see Settings.fault_kill_after_sign)
@@ -82,15 +90,20 @@ class Signer:
                 worked = self.step()
                 backoff = 0.5
             except (RpcUnavailable, OperationalError) as exc:
-                log.warning("signer waiting %.1fs: %s", backoff, exc.__class__.__name__ + ": " + str(exc)[:200])
+                self.last_error = exc.__class__.__name__ + ": " + str(exc)[:200]
+                log.warning("signer waiting %.1fs: %s", backoff, self.last_error)
+                self._watch_progress()
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            except Exception:  # an unexpected answer must not end the one thread that owns the nonce
+            except Exception as exc:  # an unexpected answer must not end the one thread that owns the nonce
+                self.last_error = exc.__class__.__name__ + ": " + str(exc)[:200]
                 log.exception("signer step failed; trying again in %.1fs", backoff)
+                self._watch_progress()
                 self.stop_event.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
+            self._watch_progress()
             if not worked:
                 self.stop_event.wait(self.settings.signer_poll_seconds)
 
@@ -119,6 +132,10 @@ class Signer:
         self.head = int(block["number"], 16)
         self.base_fee = int(block.get("baseFeePerGas", "0x0"), 16)
         self.block_gas_limit = int(block.get("gasLimit", "0x0"), 16)
+        if not self._batch_limit:
+            self._batch_limit = fees.batch_size_for(
+                fees.tx_gas_budget(self.block_gas_limit, self.settings.max_tx_gas),
+                FIRST_BATCH_GAS_PER_CREDENTIAL, most=self.settings.batch_size)
         self.balance = int(balance, 16)
         self.chain_nonce = int(chain_nonce, 16)
         self._facts_at = now
@@ -161,6 +178,7 @@ class Signer:
                 .order_by(ChainTransaction.nonce)
             ).scalars().all())
             if not txs:
+                self._clear_stuck_alert(s, [], {})
                 return filled
             attempts = list(s.execute(
                 select(TxAttempt).where(TxAttempt.transaction_id.in_([t.id for t in txs])).order_by(TxAttempt.id)
@@ -197,7 +215,18 @@ class Signer:
                     changed = True
                 elif pairs:
                     changed |= self._keep_moving(s, tx, pairs[-1][0])
+            self._clear_stuck_alert(s, txs, by_tx)
             return changed or filled
+
+    def _clear_stuck_alert(self, s: Session, txs: list[ChainTransaction], by_tx: dict) -> None:
+        """The stuck alert lasts as long as a pending transaction of ours is priced below the base fee."""
+        if not self._stuck_alerted:
+            return
+        stuck = [tx for tx in txs if tx.status == "pending" and by_tx.get(tx.id)
+                 and fees.is_underpriced(int(by_tx[tx.id][-1][0].max_fee_per_gas), self.base_fee)]
+        if not stuck:
+            resolve_alerts(s, "stuck_transaction", self.address)
+            self._stuck_alerted = False
 
     # ---- nonce gaps ----------------------------------------------------------------------
     def fill_gaps(self, chain_nonce: int) -> bool:
@@ -264,6 +293,7 @@ class Signer:
                 s.commit()  # write-ahead: the replacement is on disk before the node sees it
                 log.info("nonce %s: replacement %s with max fee %s gwei", tx.nonce, latest.tx_hash, bumped[0] / GWEI)
             elif fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee):
+                self._stuck_alerted = True
                 raise_alert(s, "stuck_transaction", self.address,
                             f"Transaction nonce {tx.nonce} is stuck: the base fee is above the fee ceiling "
                             f"({settings.max_fee_gwei} gwei). Raise BLOCKPROOF_MAX_FEE_GWEI or wait for fees to fall.")
@@ -311,11 +341,14 @@ class Signer:
         with session_scope(self.engine) as s:
             state = s.get(SignerState, self.address)
             if state.paused:
+                self._progressed()  # an operator's pause is not a stall
                 return False
             if self.hold_reason and time.monotonic() - self._hold_checked < HOLD_RECHECK_SECONDS:
                 return False
             limit = self.settings.max_in_flight if self.batch_extension else self.settings.max_in_flight_single
             room = limit - self.in_flight(s)
+        if room <= 0:
+            self._progressed()  # waiting for our own transactions to be mined; the stuck alert watches those
         worked = False
         while room > 0 and not self.stop_event.is_set():
             sent = self._fill_once(room)
@@ -330,14 +363,21 @@ class Signer:
             self._base_uris[batch_id] = s.get(Batch, batch_id).base_uri
         return self._base_uris[batch_id]
 
+    def _held_institutions(self) -> set[str]:
+        """Institutions whose jobs wait, except those due for a new look at their condition."""
+        now = time.monotonic()
+        return {i for i, (_, checked) in self.institution_holds.items() if now - checked < HOLD_RECHECK_SECONDS}
+
     def _fill_once(self, room: int) -> int | None:
         """Pick one group of ready jobs, pre-flight it, sign and send it. Returns transactions sent (0 when
-        every job of the group failed pre-flight), or None when there is nothing to do or issuance is held."""
+        every job of the group failed pre-flight or its institution is on hold), or None when there is
+        nothing to do or all issuance is held."""
         self._hold_checked = time.monotonic()
         with session_scope(self.engine) as s:
             size = self._batch_limit if self.batch_extension else min(room, self.settings.batch_size)
-            jobs = packer.next_ready_jobs(s, size)
+            jobs = packer.next_ready_jobs(s, max(1, size), skip_institutions=self._held_institutions())
             if not jobs:
+                self._progressed()  # nothing to do is not a stall
                 return None
             base_uri = self._base_uri(s, jobs[0].batch_id)
             if self.batch_extension:
@@ -346,19 +386,27 @@ class Signer:
                 calls = packer.single_calls(jobs, base_uri)
             try:
                 sims = simulate_many(self.rpc, self.address, self.vault, [c.data for c in calls], with_gas=True)
-            except RpcError as exc:  # a batch bigger than the node's eth_call gas cap: halve it
-                if not (self.batch_extension and len(jobs) > 1 and "outofgas" in exc.message.lower().replace(" ", "")):
+            except RpcError as exc:  # bigger than the node will simulate (call gas cap, memory): halve it
+                if not (self.batch_extension and len(jobs) > 1 and is_too_big(exc)):
                     raise
                 self._batch_limit = max(1, len(jobs) // 2)
+                log.info("pre-flight of %d rows too big for the node (%s): batches of %d from now on",
+                         len(jobs), exc.message[:80], self._batch_limit)
                 return self._fill_once(room)
             if self.batch_extension and sims[0].ok and self._resize_batch(len(jobs), sims[0].gas):
                 return self._fill_once(room)
             condition = next((sim.revert for sim in sims if not sim.ok and sim.revert.is_condition), None)
-            if condition:
+            if condition and condition.holds_everything:
                 self._set_hold(s, condition.message)
                 return None
             if self.hold_reason and not self.hold_reason.startswith("Insufficient funds"):
                 self._clear_hold(s)
+            institution = jobs[0].institution
+            if condition:
+                self._hold_institution(s, institution, condition.message)
+                return 0
+            if institution in self.institution_holds:
+                self._release_institution(s, institution)
             ready: list[tuple[packer.Call, int]] = []
             for call, sim in zip(calls, sims):
                 if sim.ok:
@@ -418,6 +466,7 @@ class Signer:
             return
         transition_many(s, [j.id for j in jobs], JobState.FAILED, f"pre-flight: {revert.code}",
                         error_code=revert.code, error_message=revert.message, retryable=revert.retryable)
+        self._progressed()
 
     def _sign_and_send(self, s: Session, ready: list[tuple[packer.Call, int]]) -> int:
         max_fee, tip = self._initial_fees()
@@ -428,6 +477,10 @@ class Signer:
                               f"and the next transactions need up to {need / 10**18:.6f} ETH. Jobs wait; "
                               f"issuance resumes once it is funded.")
             return None
+        ready, limits = self._claim(s, ready, limits)
+        if not ready:
+            s.commit()
+            return 0
         first = nonce.reserve(s, self.address, self.chain_nonce, count=len(ready))
         txs = [ChainTransaction(signer=self.address, nonce=first + i, kind=call.kind, to_address=self.vault,
                                 data=call.data, gas_limit=limit, job_count=len(call.jobs))
@@ -436,7 +489,7 @@ class Signer:
         s.flush()
         attempts = [sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx, max_fee=max_fee, tip=tip)
                     for tx in txs]
-        mark_submitted(s, [(call.jobs, tx, attempt) for (call, _), tx, attempt in zip(ready, txs, attempts)])
+        link_submitted(s, [(call.jobs, tx, attempt) for (call, _), tx, attempt in zip(ready, txs, attempts)])
         s.commit()  # write-ahead: every signed attempt is on disk before any is broadcast
         if self._kill_after_sign:
             log.error("FAULT INJECTION (BLOCKPROOF_FAULT_KILL_AFTER_SIGN): exiting after the write-ahead commit of "
@@ -446,7 +499,27 @@ class Signer:
         outcomes = sender.broadcast_many(self.rpc, [a.raw for a in attempts])
         for tx, attempt, (outcome, error) in zip(txs, attempts, outcomes):
             self._apply_outcome(s, tx, attempt, outcome, error)
+        self._progressed()
         return len(txs)
+
+    def _claim(self, s: Session, ready: list[tuple[packer.Call, int]], limits: list[int]):
+        """Keep only the jobs still ready now; a call that lost some of its jobs is rebuilt without them (its
+        gas limit, sized for more rows, stays an upper bound), one that lost all of them is dropped."""
+        claimed = claim_ready(s, [j.id for call, _ in ready for j in call.jobs])
+        kept, kept_limits, lost = [], [], 0
+        for (call, gas), limit in zip(ready, limits):
+            mine = [j for j in call.jobs if j.id in claimed]
+            lost += len(call.jobs) - len(mine)
+            if len(mine) < len(call.jobs):
+                if not mine or not call.kind.endswith("_batch"):
+                    continue
+                call = packer.build_call(mine, self._base_uri(s, mine[0].batch_id), batch_extension=True)
+            kept.append((call, gas))
+            kept_limits.append(limit)
+        if lost:
+            log.warning("%d job(s) were taken by another process (a second signer on this key, or cancelled) "
+                        "between pre-flight and signing; they are not signed here", lost)
+        return kept, kept_limits
 
     # ---- holds ---------------------------------------------------------------------------
     def _set_hold(self, s: Session, reason: str) -> None:
@@ -457,6 +530,46 @@ class Signer:
         state = s.get(SignerState, self.address)
         state.hold_reason = reason
         s.add(state)
+
+    def _hold_institution(self, s: Session, institution: str, reason: str) -> None:
+        """Only this institution's jobs wait; every other institution's go on."""
+        if self.institution_holds.get(institution, ("",))[0] != reason:
+            log.warning("issuance for institution %s on hold: %s", institution, reason)
+        self.institution_holds[institution] = (reason, time.monotonic())
+        raise_alert(s, "institution_on_hold", institution, reason)
+
+    def _release_institution(self, s: Session, institution: str) -> None:
+        reason, _ = self.institution_holds.pop(institution)
+        log.info("issuance for institution %s resumes (was: %s)", institution, reason)
+        resolve_alerts(s, "institution_on_hold", institution)
+
+    # ---- progress ------------------------------------------------------------------------
+    def _progressed(self) -> None:
+        self._progress_at = time.monotonic()
+
+    def _watch_progress(self) -> None:
+        """Alert when ready work has waited too long without a transaction sent or a job settled, and
+        nothing (an operator's pause, a hold) says why; the alert clears with the next progress."""
+        now = time.monotonic()
+        threshold = self.settings.stall_alert_minutes * 60
+        quiet = now - self._progress_at
+        if quiet < threshold and not self._stall_alerted:
+            return
+        try:
+            with session_scope(self.engine) as s:
+                ready = packer.count_ready(s)
+                if stall.is_stalled(ready_jobs=ready, on_hold=bool(self.hold_reason), quiet_seconds=quiet,
+                                    threshold_seconds=threshold):
+                    raise_alert(s, "signer_stalled", self.address,
+                                f"The signer {self.address} has sent nothing for {quiet / 60:.0f} minutes although "
+                                f"{ready:,} jobs are ready. Last error: {self.last_error or 'none'}. "
+                                f"See the signer's log.")
+                    self._stall_alerted = True
+                elif self._stall_alerted and quiet < threshold:
+                    resolve_alerts(s, "signer_stalled", self.address)
+                    self._stall_alerted = False
+        except OperationalError:
+            log.warning("could not check the signer's progress: database unavailable")
 
     def _clear_hold(self, s: Session) -> None:
         log.info("issuance resumes (was: %s)", self.hold_reason)

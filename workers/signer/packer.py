@@ -18,14 +18,17 @@ class Call:
     data: str
 
 
-def next_ready_jobs(session: Session, limit: int, exclude: set[int] = frozenset()) -> list[Job]:
-    """Oldest ready jobs of one (kind, institution, batch), skipping paused batches."""
+def next_ready_jobs(session: Session, limit: int, exclude: set[int] = frozenset(),
+                    skip_institutions: set[str] = frozenset()) -> list[Job]:
+    """Oldest ready jobs of one (kind, institution, batch), skipping paused batches and institutions whose
+    issuance is on hold."""
     first = session.execute(
         select(Job)
         .join(Batch, Batch.id == Job.batch_id)
         .where(Job.state == JobState.READY.value, Batch.paused == False)  # noqa: E712
         .where((Job.next_attempt_at == None) | (Job.next_attempt_at <= utcnow()))  # noqa: E711
         .where(Job.id.not_in(exclude) if exclude else True)
+        .where(Job.institution.not_in(skip_institutions) if skip_institutions else True)
         .order_by(Job.id)
         .limit(1)
     ).scalars().first()
@@ -41,6 +44,17 @@ def next_ready_jobs(session: Session, limit: int, exclude: set[int] = frozenset(
     if exclude:
         query = query.where(Job.id.not_in(exclude))
     return list(session.execute(query).scalars().all())
+
+
+def count_ready(session: Session) -> int:
+    """Ready jobs the signer could send now (not in a paused batch, not waiting for a retry time)."""
+    from sqlalchemy import func
+
+    return session.execute(
+        select(func.count()).select_from(Job).join(Batch, Batch.id == Job.batch_id)
+        .where(Job.state == JobState.READY.value, Batch.paused == False)  # noqa: E712
+        .where((Job.next_attempt_at == None) | (Job.next_attempt_at <= utcnow()))  # noqa: E711
+    ).scalar_one()
 
 
 def _item(job: Job) -> vault.IssueItem:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import re
 
 from blockproof.errors import RpcError, RpcUnavailable
 
@@ -38,3 +39,21 @@ def classify_send_error(exc: Exception) -> SendOutcome:
             if any(n in text or n.replace(" ", "") in compact for n in needles):
                 return outcome
     return SendOutcome.REJECTED
+
+
+# how nodes say "this call needs more gas than I will spend on it": geth, Anvil (whose wording depends on
+# where in the call the gas ran out, e.g. "OutOfGas" or "MemoryOOG"), Erigon, Nethermind, providers' caps
+_TOO_BIG = ("out of gas", "outofgas", "exceeds allowance", "gas required exceeds",
+            "exceeds block gas limit", "gas limit reached", "gas cap", "intrinsic gas too high")
+
+
+_REVM_OOG = re.compile(r"[a-z]*oog\b")  # revm's MemoryOOG, MemoryLimitOOG, PrecompileOOG, InvalidOperandOOG
+
+
+def is_too_big(exc: Exception) -> bool:
+    """A simulation refused for its size, not for its content: the answer is a smaller call."""
+    if not isinstance(exc, RpcError):
+        return False
+    text = f"{exc.message} {exc.data if isinstance(exc.data, str) else ''}".lower().replace("_", " ")
+    compact = text.replace(" ", "")
+    return bool(_REVM_OOG.search(text)) or any(n in text or n.replace(" ", "") in compact for n in _TOO_BIG)

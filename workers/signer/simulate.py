@@ -10,9 +10,13 @@ from blockproof.rpc import Rpc
 from blockproof.vault import decode_issue_batch_result
 from contracts.artifacts import BATCH_INTERFACE_ID
 from contracts.errors import decode_revert
+from workers.signer.rpc_errors import is_too_big
 
-# errors that are a state of the contract or the signer, not of one row: issuance waits for them to clear
-CONDITION_ERRORS = frozenset({"ContractPaused", "UnauthorizedController", "InstitutionInactive", "InstitutionNotFound"})
+# errors that are a state of the contract or the signer, not of one row: issuance waits for them to clear;
+# a contract-wide one holds every job, an institution's own holds only that institution's jobs
+CONTRACT_CONDITIONS = frozenset({"ContractPaused"})
+INSTITUTION_CONDITIONS = frozenset({"UnauthorizedController", "InstitutionInactive", "InstitutionNotFound"})
+CONDITION_ERRORS = CONTRACT_CONDITIONS | INSTITUTION_CONDITIONS
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,10 @@ class Revert:
     @property
     def is_condition(self) -> bool:
         return self.code in CONDITION_ERRORS
+
+    @property
+    def holds_everything(self) -> bool:
+        return self.code in CONTRACT_CONDITIONS
 
 
 def revert_from(exc: RpcError) -> Revert:
@@ -58,6 +66,9 @@ def simulate_many(rpc: Rpc, sender: str, to: str, datas: list[str], *, with_gas:
     for i in range(len(datas)):
         call_reply = replies[i * step]
         gas_reply = replies[i * step + 1] if with_gas else None
+        for reply in (call_reply, gas_reply):
+            if is_too_big(reply):  # a statement about the call's size, not its rows: the caller splits
+                raise reply
         if isinstance(call_reply, RpcError):
             if call_reply.code in (3, -32000, -32015) or "revert" in call_reply.message.lower():
                 out.append(Simulation(False, revert=revert_from(call_reply)))
