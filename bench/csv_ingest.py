@@ -2,7 +2,8 @@
 """CSV ingestion: `blockproof upload` on a generated 100,000-row list (1% invalid) against real services,
 beside a row-by-row loop (validate, insert, publish one message per row) measured in the same run.
 
-    .venv/bin/python bench/csv_ingest.py [--rows 100000] [--baseline-rows 5000] [--db sqlite|postgresql]
+    .venv/bin/python bench/csv_ingest.py [--rows 100000] [--baseline-rows 5000] [--db sqlite|postgresql] [--out PATH]
+    .venv/bin/python bench/csv_ingest.py --quick   # 2,000 rows, 100 row by row: prints, writes only with --out
 
 The upload runs as the real command in a subprocess (time from start to exit: every valid row written
 to the database, its document written, and its job published to RabbitMQ with publisher confirms and
@@ -138,7 +139,13 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--baseline-rows", type=int, default=5_000)
     ap.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--out", type=Path, help=f"default {RESULTS.relative_to(ROOT)}; none with --quick")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 2,000 rows, 100 of them row by row")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.rows, args.baseline_rows = 2_000, 100
+    elif args.out is None:
+        args.out = RESULTS
     work = Path(tempfile.mkdtemp(prefix="bench-csv-"))
     csv_path = work / "graduates.csv"
     t = time.perf_counter()
@@ -175,18 +182,17 @@ def main(argv=None) -> int:
         chain.stop()
         for drop in drops:
             drop()
-    write_results(args, upload, baseline, depth, files)
+    print(write_results(args, upload, baseline, depth, files))
     return 0
 
 
-def write_results(args, upload: dict, baseline: dict, depth: dict, files: int) -> None:
+def write_results(args, upload: dict, baseline: dict, depth: dict, files: int) -> str:
     r = upload["report"]
     extrapolated = baseline["per_row_ms"] / 1000 * args.rows
     speedup = extrapolated / upload["seconds"]
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(f"""# CSV ingestion benchmark
+    text = f"""# CSV ingestion benchmark
 
 Command: `.venv/bin/python bench/csv_ingest.py --rows {args.rows} --baseline-rows {args.baseline_rows} --db {args.db}`
 Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC · Machine: {cpu}, {os.cpu_count()} cores (shared),
@@ -217,8 +223,11 @@ Goals (issue 6): ≤ 15 s → {'met' if upload['seconds'] <= 15 else 'NOT met'};
 ≥ 10× row-by-row → {'met' if speedup >= 10 else 'NOT met'}.
 
 Summary line printed by the command: `{upload['stderr'].splitlines()[-1] if upload['stderr'] else ''}`
-""", encoding="utf-8")
-    print(RESULTS.read_text(), file=sys.stderr)
+"""
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    return text
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 database, side by side with the seed's naive indexer measured in the same run.
 
     .venv/bin/python bench/ingest.py [--events 50000] [--blocks 2500] [--per-tx 100] [--out bench/results/ingest.md]
+    .venv/bin/python bench/ingest.py --quick   # 1,000 events over 20 blocks: prints, writes only with --out
 
 The chain: a fresh Anvil with automine off; `events / per-tx` issueCredentialBatch transactions (empty URIs,
 a new wallet and fingerprint per credential), one every `blocks / txs` blocks (anvil_mine). Each measured
@@ -154,7 +155,7 @@ def run_measure(which: str, rpc_url: str, vault_address: str, deploy_block: int,
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def write_report(path: Path, args, build_seconds: float, head: int, deploy_block: int, results: dict) -> str:
+def write_report(path: Path | None, args, build_seconds: float, head: int, deploy_block: int, results: dict) -> str:
     m = machine()
     lines = [
         f"Command: `.venv/bin/python bench/ingest.py --events {args.events} --blocks {args.blocks} "
@@ -187,8 +188,9 @@ def write_report(path: Path, args, build_seconds: float, head: int, deploy_block
     if args.blocks < 20_000:
         lines += ["", NOTE_FEWER_BLOCKS]
     text = "\n".join(lines) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     return text
 
 
@@ -197,13 +199,18 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--blocks", type=int, default=2_500, help="20,000 takes hours: Anvil mining slows as the chain grows")
     parser.add_argument("--per-tx", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ingest.md")
+    parser.add_argument("--out", type=Path, help="default bench/results/ingest.md; none with --quick")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1,000 events over 20 blocks")
     parser.add_argument("--measure", choices=["consumer", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--rpc", help=argparse.SUPPRESS)
     parser.add_argument("--vault", help=argparse.SUPPRESS)
     parser.add_argument("--deploy-block", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.blocks, args.per_tx = 1_000, 20, 100
+    elif args.out is None:
+        args.out = ROOT / "bench" / "results" / "ingest.md"
     if args.measure:
         fn = measure_consumer if args.measure == "consumer" else measure_naive
         print(json.dumps(fn(args.rpc, args.vault, args.deploy_block, args.db)))

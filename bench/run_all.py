@@ -1,13 +1,15 @@
 """Run every benchmark (or only assemble their results) and write BENCHMARKS.md.
 
 Each bench script writes bench/results/<name>.md with its command, machine, date and table;
-this script puts them together in a fixed order.
+this script puts them together in a fixed order. --quick runs every script's own --quick smoke run
+instead, their results into a temporary directory, and leaves bench/results and BENCHMARKS.md alone.
 """
 from __future__ import annotations
 
 import argparse
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,15 +40,30 @@ def assemble() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--assemble-only", action="store_true", help="only rebuild BENCHMARKS.md from bench/results")
+    parser.add_argument("--quick", action="store_true", help="every script's smoke run; writes nothing here")
+    parser.add_argument("--only", help="comma list of benchmarks to run: " + ",".join(name for name, _, _ in ORDER))
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else {name for name, _, _ in ORDER}
+    unknown = only - {name for name, _, _ in ORDER}
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     failed = []
+    scratch = Path(tempfile.mkdtemp(prefix="bench-quick-")) if args.quick else None
     if not args.assemble_only:
         for name, script, _ in ORDER:
+            if name not in only:
+                continue
             print(f"== {script}", file=sys.stderr)
-            if subprocess.run([sys.executable, str(ROOT / script)], cwd=ROOT).returncode != 0:
+            command = [sys.executable, str(ROOT / script)]
+            if scratch is not None:
+                command += ["--quick", "--out", str(scratch / f"{name}.md")]
+                if name == "throughput":
+                    command += ["--json", str(scratch / "throughput.json")]
+            if subprocess.run(command, cwd=ROOT).returncode != 0:
                 failed.append(script)
-    (ROOT / "BENCHMARKS.md").write_text(assemble())
-    print("wrote BENCHMARKS.md", file=sys.stderr)
+    if scratch is None:
+        (ROOT / "BENCHMARKS.md").write_text(assemble())
+        print("wrote BENCHMARKS.md", file=sys.stderr)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The public verify endpoint under load, from a second process on loopback.
 
-    .venv/bin/python bench/verify_load.py [--rate 500] [--seconds 20] [--credentials 200]
+    .venv/bin/python bench/verify_load.py [--rate 500] [--seconds 20] [--credentials 200] [--out PATH]
+    .venv/bin/python bench/verify_load.py --quick   # 50 req/s for 1 s, 20 credentials: prints, writes only with --out
 
 Sets up a dev chain (Anvil) with the vault and `--credentials` credentials issued in one batch transaction,
 a SQLite database that has seen the first half of them (CredentialEvent rows, as the consumer writes them),
@@ -163,9 +164,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the load generator")
     parser.add_argument("--credentials", type=int, default=200, help="credentials issued (half known to the DB)")
     parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--out", type=Path, help=f"default {RESULTS.relative_to(ROOT)}; none with --quick")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 50 req/s for 1 s, 20 credentials")
     args = parser.parse_args()
     if args.client:
         return client_main(args)
+    if args.quick:
+        args.rate, args.seconds, args.credentials, args.wrk_seconds, args.warmup = 50, 1, 20, 1, 0.5
+    else:
+        args.warmup = 2
+        args.out = args.out or RESULTS
 
     from blockproof.devchain import DevChain, deploy_dev_environment
 
@@ -210,7 +218,7 @@ def main() -> None:
             paths_file.write_text(json.dumps(kinds[kind]))
             # warm-up, then the measured run
             subprocess.run([sys.executable, __file__, "--client", "--paths", str(paths_file), "--port", str(port),
-                            "--rate", str(rate), "--seconds", "2", "--connections", str(args.connections)],
+                            "--rate", str(rate), "--seconds", str(args.warmup), "--connections", str(args.connections)],
                            capture_output=True, check=True)
             out = subprocess.run([sys.executable, __file__, "--client", "--paths", str(paths_file), "--port", str(port),
                                   "--rate", str(rate), "--seconds", str(args.seconds),
@@ -227,7 +235,7 @@ def main() -> None:
                   f"max {r['max_ms']} ms, {r['ok']}/{r['sent']} ok", file=sys.stderr)
         for kind, r in wrk_results:
             print(f"{kind:>20} wrk: {r}", file=sys.stderr)
-        write_results(args, fixed_results, wrk_results, len(known), len(unknown))
+        print(write_results(args, fixed_results, wrk_results, len(known), len(unknown)))
     finally:
         if server is not None:
             server.terminate()
@@ -236,7 +244,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def write_results(args, fixed_results, wrk_results, known: int, unknown: int) -> None:
+def write_results(args, fixed_results, wrk_results, known: int, unknown: int) -> str:
     anvil = subprocess.run([str(ROOT / "node_modules" / ".bin" / "anvil"), "--version"], capture_output=True,
                            text=True).stdout.strip().splitlines()[0] if (ROOT / "node_modules/.bin/anvil").exists() else "?"
     goal = next(r for k, rate, r in fixed_results if k == "database hit")
@@ -261,7 +269,7 @@ def write_results(args, fixed_results, wrk_results, known: int, unknown: int) ->
         "",
         f"A separate process sends requests on a fixed schedule over {args.connections} keep-alive connections; "
         "latency counts from each request's scheduled send time, so queueing behind a slow request is included "
-        f"(no coordinated omission). {args.seconds:g} s per row after a 2 s warm-up.",
+        f"(no coordinated omission). {args.seconds:g} s per row after a {args.warmup:g} s warm-up.",
         "",
         "| requests | rate (req/s) | answered/s | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | ok / sent |",
         "|---|--:|--:|--:|--:|--:|--:|--:|",
@@ -280,9 +288,12 @@ def write_results(args, fixed_results, wrk_results, known: int, unknown: int) ->
             if r:
                 lines.append(f"| {kind} | {r['rps']:.0f} | {r['p99_ms']} | {r['non_2xx']} |")
         lines.append("")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}", file=sys.stderr)
+    text = "\n".join(lines)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return text
 
 
 if __name__ == "__main__":

@@ -27,14 +27,17 @@ interface IBlockProofBatch {
 /// @dev Storage layout per credential (batch with a shared base URI, short suffixes):
 ///        _records[id]        wallet | expiresAt | batchId          (1 slot)
 ///        _fingerprintOf[id]  fingerprint                           (1 slot)
-///        _byFingerprint[fp]  id | prevIdOfStudent | revokedAt      (1 slot)
+///        _byFingerprint[fp]  id | prevIdOfStudent | issuedAt | revokedAt  (1 slot)
 ///        _students[wallet]   lastId | count                        (1 slot, shared by a student's credentials)
 ///        _uris[id]           uint32(len(meta)) ++ meta ++ payload  (1 slot while <= 31 bytes, absent when both empty)
-///      Derived, not stored per credential: institution and issuedAt (from the batch record),
+///      Derived, not stored per credential: institution (from the batch record),
 ///      revoked (revokedAt != 0), fingerprintUsed (an id exists for it).
-///      A batch record (institution | issuedAt | hasBase) and its baseURI are stored once per batch,
-///      keyed by the batch's first credential id. Single issuances by the same institution in the
-///      same block share one base-less batch record.
+///      A batch record (institution | hasBase) and its baseURI are stored once per batch, keyed by
+///      the batch's first credential id. Every base-less issuance of an institution (its singles and
+///      its batches without baseURI) shares one record, created by the first of them.
+///      Gas never depends on block.timestamp or on which block a transaction lands in: an estimate
+///      is exact for a client that waits for each receipt, and an upper bound otherwise (the only
+///      state-dependent step, creating that shared record, happens once per institution).
 contract BlockProofCredentialVault is IBlockProofBatch {
     // ------------------------------------------------------------------ interface types
     struct IssueCredentialRequest {
@@ -115,16 +118,25 @@ contract BlockProofCredentialVault is IBlockProofBatch {
     event PausedStateChanged(bool isPaused, address indexed triggeredBy);
 
     // ------------------------------------------------------------------ storage
-    // slot 0 (hot: read by every issue/revoke): superAdmin | paused | credential count | last plain batch
+    // slot 0 (hot: read by every issue/revoke): superAdmin | paused | credential count
     address public superAdmin;
     bool public paused;
     uint32 private _credentialCount;
-    uint32 private _lastPlainBatch;
 
     address public pendingSuperAdmin;
     mapping(address => bool) public registrars;
 
-    mapping(address => Institution) private _institutions;
+    /// Institution plus the id of its shared base-less batch record (0 until its first such issuance).
+    struct InstitutionState {
+        string name;
+        bool exists;
+        bool isActive;
+        uint64 createdAt;
+        uint64 lastUpdatedAt;
+        uint32 plainBatch;
+    }
+
+    mapping(address => InstitutionState) private _institutions;
     mapping(address => mapping(address => bool)) private _controllers;
 
     struct Record {
@@ -136,6 +148,7 @@ contract BlockProofCredentialVault is IBlockProofBatch {
     struct FingerprintEntry {
         uint32 id;
         uint32 prevIdOfStudent;
+        uint64 issuedAt;
         uint64 revokedAt;
     }
 
@@ -146,7 +159,6 @@ contract BlockProofCredentialVault is IBlockProofBatch {
 
     struct BatchRecord {
         address institution;
-        uint64 issuedAt;
         bool hasBase;
     }
 
@@ -197,7 +209,7 @@ contract BlockProofCredentialVault is IBlockProofBatch {
     function upsertInstitution(address institution, string calldata name, bool isActive) external {
         if (!registrars[msg.sender]) revert NotRegistrar();
         if (institution == address(0) || bytes(name).length == 0) revert InvalidInstitution();
-        Institution storage inst = _institutions[institution];
+        InstitutionState storage inst = _institutions[institution];
         uint64 nowTs = uint64(block.timestamp);
         if (!inst.exists) {
             inst.exists = true;
@@ -231,21 +243,19 @@ contract BlockProofCredentialVault is IBlockProofBatch {
     function _checkIssuer(address institution) private view {
         if (paused) revert ContractPaused();
         if (!canIssueForInstitution(institution, msg.sender)) revert UnauthorizedController(institution, msg.sender);
-        Institution storage inst = _institutions[institution];
+        InstitutionState storage inst = _institutions[institution];
         if (!inst.exists) revert InstitutionNotFound(institution);
         if (!inst.isActive) revert InstitutionInactive(institution);
     }
 
-    /// A base-less batch record for `institution` in this block, reusing the last one when it matches.
+    /// The institution's shared base-less batch record, created (keyed by `newId`) on its first use.
     function _plainBatch(address institution, uint256 newId) private returns (uint256 batchId) {
-        batchId = _lastPlainBatch;
-        if (batchId != 0) {
-            BatchRecord storage b = _batches[batchId];
-            if (b.institution == institution && b.issuedAt == block.timestamp) return batchId;
-        }
+        InstitutionState storage inst = _institutions[institution];
+        batchId = inst.plainBatch;
+        if (batchId != 0) return batchId;
         batchId = newId;
-        _batches[batchId] = BatchRecord(institution, uint64(block.timestamp), false);
-        _lastPlainBatch = uint32(batchId);
+        _batches[batchId] = BatchRecord(institution, false);
+        inst.plainBatch = uint32(batchId);
     }
 
     function _store(
@@ -257,13 +267,31 @@ contract BlockProofCredentialVault is IBlockProofBatch {
         string calldata metadataURI,
         string calldata encryptedPayloadURI
     ) private {
-        _records[id] = Record(wallet, expiresAt, uint32(batchId));
+        _storeSlots(id, batchId, wallet, fingerprint, expiresAt);
         _fingerprintOf[id] = fingerprint;
-        StudentIndex memory s = _students[wallet];
-        _byFingerprint[fingerprint] = FingerprintEntry(uint32(id), s.lastId, 0);
-        _students[wallet] = StudentIndex(uint32(id), s.count + 1);
         if (bytes(metadataURI).length != 0 || bytes(encryptedPayloadURI).length != 0) {
             _uris[id] = abi.encodePacked(uint32(bytes(metadataURI).length), metadataURI, encryptedPayloadURI);
+        }
+    }
+
+    /// Writes the packed slots as whole words (members lowest-order first, as solc lays them out): a
+    /// member-wise struct assignment reads and rewrites the slot once per member. Callers revert when
+    /// an id exceeds uint32.
+    function _storeSlots(uint256 id, uint256 batchId, address wallet, bytes32 fingerprint, uint64 expiresAt) private {
+        Record storage record = _records[id];
+        FingerprintEntry storage entry = _byFingerprint[fingerprint];
+        StudentIndex storage student = _students[wallet];
+        uint256 previous;
+        assembly ("memory-safe") {
+            previous := sload(student.slot)
+        }
+        uint256 recordWord = uint256(uint160(wallet)) | (uint256(expiresAt) << 160) | (batchId << 224);
+        uint256 entryWord = id | (uint256(uint32(previous)) << 32) | (uint256(uint64(block.timestamp)) << 64);
+        uint256 studentWord = id | ((uint256(uint32(previous >> 32)) + 1) << 32);
+        assembly ("memory-safe") {
+            sstore(record.slot, recordWord)
+            sstore(entry.slot, entryWord)
+            sstore(student.slot, studentWord)
         }
     }
 
@@ -348,7 +376,7 @@ contract BlockProofCredentialVault is IBlockProofBatch {
                     batchId = _plainBatch(institution, id);
                 } else {
                     batchId = id;
-                    _batches[id] = BatchRecord(institution, uint64(block.timestamp), true);
+                    _batches[id] = BatchRecord(institution, true);
                     _batchBase[id] = baseURI;
                 }
             }
@@ -406,16 +434,16 @@ contract BlockProofCredentialVault is IBlockProofBatch {
     function credentialStatus(uint256 id) public view returns (CredentialStatus memory status) {
         Record memory r = _records[id];
         if (r.studentWallet == address(0)) return status;
-        BatchRecord memory b = _batches[r.batchId];
         bytes32 fingerprint = _fingerprintOf[id];
-        uint64 revokedAt = _byFingerprint[fingerprint].revokedAt;
+        FingerprintEntry memory e = _byFingerprint[fingerprint];
+        uint64 revokedAt = e.revokedAt;
         status.exists = true;
         status.revoked = revokedAt != 0;
         status.valid = !status.revoked && !(r.expiresAt != 0 && r.expiresAt < block.timestamp);
         status.fingerprint = fingerprint;
         status.studentWallet = r.studentWallet;
-        status.institution = b.institution;
-        status.issuedAt = b.issuedAt;
+        status.institution = _batches[r.batchId].institution;
+        status.issuedAt = e.issuedAt;
         status.expiresAt = r.expiresAt;
         status.revokedAt = revokedAt;
     }
@@ -458,7 +486,8 @@ contract BlockProofCredentialVault is IBlockProofBatch {
     }
 
     function getInstitution(address institution) external view returns (Institution memory) {
-        return _institutions[institution];
+        InstitutionState storage s = _institutions[institution];
+        return Institution(s.name, s.exists, s.isActive, s.createdAt, s.lastUpdatedAt);
     }
 
     function studentCredentialIds(address studentWallet) external view returns (uint256[] memory ids) {

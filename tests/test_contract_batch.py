@@ -197,7 +197,7 @@ def test_two_batches_keep_their_own_base_uri(devchain, v):
 
 
 def test_single_issues_in_one_block_keep_their_own_institution_and_uris(devchain, v):
-    """Singles mined in one block share a (institution, issuedAt) record: prove attribution stays right."""
+    """Singles share their institution's base-less batch record: prove attribution stays right in one block."""
     a = devchain.accounts
     other = a[8]
     v.tx(v.f.upsertInstitution(other.address, "Other College", True), v.env.admin_key)

@@ -13,7 +13,7 @@ from blockproof.settings import Settings
 
 # gas per credential when this database has no mined transaction yet: an issueCredentialBatch of 100 with
 # shared-directory URIs (bench/results/gas.md)
-DEFAULT_GAS_PER_CREDENTIAL = 125_280
+DEFAULT_GAS_PER_CREDENTIAL = 122_880
 
 
 class Cached:

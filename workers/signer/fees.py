@@ -34,8 +34,9 @@ def is_underpriced(max_fee: int, base_fee: int) -> bool:
     return max_fee < base_fee
 
 
-# eth_estimateGas runs against the latest block; a single issueCredential mined one block later may have
-# to create its block's (institution, issuedAt) record, about 20,000 gas the estimate did not see
+# eth_estimateGas runs against the latest block and the transaction against a later one. Our vault's gas
+# does not depend on the block, but a contract that only has the interface may (ours once needed about
+# 20,000 gas more when mined in the next second), and the state can move in between
 STATE_DRIFT_GAS = 20_000
 
 

@@ -29,7 +29,7 @@ log = logging.getLogger("blockproof.signer")
 GWEI = 10**9
 HOLD_RECHECK_SECONDS = 2.0
 REORG_RECHECK_SECONDS = 2.0
-# rough gas per credential for the low-balance estimate (bench/results/gas.md: batch ≈125k, single ≈270k)
+# rough gas per credential for the low-balance estimate (bench/results/gas.md: batch ≈123k, single ≈250k)
 BATCH_GAS_PER_CREDENTIAL = 130_000
 SINGLE_GAS_PER_CREDENTIAL = 280_000
 # the first batch is sized for the dearest rows measured (distinct 66-character URIs, ≈238k gas each), so
