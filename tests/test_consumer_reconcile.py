@@ -132,3 +132,11 @@ def test_a_mined_job_without_its_event_and_an_event_without_a_job_are_reported_a
     with Session(engine) as s:
         assert not s.execute(select(Alert).where(Alert.kind == "missing_event", Alert.resolved_at == None)).first()  # noqa: E711
     assert status_json(sqlite_url)["reconciliation"]["events_without_job_count"] == 2
+
+    # the other two turn up as failed jobs (uploaded again after a lost database): matched late, the alert clears
+    add_jobs(engine, env.institution_address, [{"kind": "issue", "idempotency_key": fp, "fingerprint": fp,
+                                                "state": "failed"} for fp in foreign[1:]])
+    follower._reconciled_at = 0.0
+    follower.catch_up()
+    with Session(engine) as s:
+        assert not s.execute(select(Alert).where(Alert.kind == "unmatched_events", Alert.resolved_at == None)).first()  # noqa: E711
