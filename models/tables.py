@@ -92,6 +92,19 @@ class SignerState(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class SignerLease(SQLModel, table=True):
+    """Who may sign for a key on a chain right now (workers/signer/lease.py)."""
+
+    __tablename__ = "signer_lease"
+    key: str = Field(primary_key=True, max_length=80)  # "<chain id>:<address>"
+    holder: str = Field(max_length=32)  # a random token per process
+    host: str = Field(max_length=255)
+    pid: int
+    acquired_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+
+
 class ChainTransaction(SQLModel, table=True):
     """One nonce of one signer: the call it carries; its signed attempts are TxAttempt rows."""
 
