@@ -14,6 +14,13 @@ from models.tables import CredentialEvent
 
 STATUS = "credentialStatus(uint256)"
 STATUS_TYPES = ["(bool,bool,bool,bytes32,address,address,uint64,uint64,uint64)"]
+# The contract numbers credentials 1, 2, 3, … and the database keeps them in BIGINT columns: any other id was never
+# issued, and asking the database about it would be an error rather than an answer.
+CREDENTIAL_ID_MAX = 2**63 - 1
+
+
+def is_credential_id(value: int) -> bool:
+    return 1 <= value <= CREDENTIAL_ID_MAX
 
 
 def _from_db(session: Session, credential_id: int, now: int) -> dict | None:
@@ -42,8 +49,11 @@ def _from_chain(rpc: Rpc, vault: str, credential_id: int) -> dict:
 
 def credential_status(credential_id: int, *, fingerprint: str | None = None, settings: Settings, engine,
                       rpc: Rpc | None = None) -> dict:
-    with Session(engine) as s:
-        result = _from_db(s, credential_id, int(time.time()))
+    if not is_credential_id(credential_id):
+        result = {"credential_id": credential_id, "exists": False, "valid": False, "source": "database"}
+    else:
+        with Session(engine) as s:
+            result = _from_db(s, credential_id, int(time.time()))
     if result is None:
         result = _from_chain(rpc or Rpc(settings.rpc_url, settings.rpc_timeout_seconds), settings.vault_address,
                              credential_id)

@@ -37,6 +37,9 @@ def db(request: Request) -> Iterator[Session]:
 DB = Annotated[Session, Depends(db)]
 Viewer = Annotated[User, Depends(auth.viewer)]
 Operator = Annotated[User, Depends(auth.operator)]
+# a keyset cursor (after= / before=) is a row id: a larger number is a bad request, not a database error
+Cursor = Annotated[int | None, Query(ge=0, le=queries.ROW_ID_MAX)]
+RowId = Annotated[int, Field(ge=0, le=queries.ROW_ID_MAX)]
 
 
 def _ctx(request: Request) -> dict:
@@ -122,16 +125,16 @@ def live(request: Request, user: Viewer, s: DB, batch: int | None = None,
          panels_too: Annotated[bool, Query(alias="overview")] = False):
     out: dict = {"alerts": panels.alerts(s)}
     if batch is not None:
-        b = s.get(Batch, batch)
+        b = queries.get_batch(s, batch)
         if b is not None:
             out["batch"] = queries.batch_summary(s, b)
-    batch_ids = [int(x) for x in batches.split(",") if x.strip().isdigit()][:100]
+    batch_ids = queries.row_ids(batches, limit=100)
     if batch_ids:
         from sqlalchemy import select
 
         out["batches"] = {str(b.id): queries.batch_summary(s, b)
                           for b in s.execute(select(Batch).where(Batch.id.in_(batch_ids))).scalars()}
-    ids = [int(x) for x in jobs.split(",") if x.strip().isdigit()][:500]
+    ids = queries.row_ids(jobs, limit=500)
     if ids:
         from sqlalchemy import select
 
@@ -177,12 +180,12 @@ def resume_signer(request: Request, address: str, user: Operator):
 
 # ---- batches and jobs ------------------------------------------------------------------------------
 @router.get("/api/batches", tags=["batches"], summary="Batches, newest first, with progress (keyset: before=id)")
-def batches(user: Viewer, s: DB, before: int | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20):
+def batches(user: Viewer, s: DB, before: Cursor = None, limit: Annotated[int, Query(ge=1, le=100)] = 20):
     return queries.list_batches(s, before=before, limit=limit)
 
 
 def _batch(s: Session, batch_id: int) -> Batch:
-    batch = s.get(Batch, batch_id)
+    batch = queries.get_batch(s, batch_id)
     if batch is None:
         raise HTTPException(404, f"batch {batch_id} does not exist")
     return batch
@@ -196,8 +199,8 @@ def batch(batch_id: int, user: Viewer, s: DB):
 @router.get("/api/batches/{batch_id}/jobs", tags=["batches"],
             summary="A batch's jobs: filter by state, search, keyset pagination (after=id / before=id)")
 def batch_jobs(batch_id: int, user: Viewer, s: DB, state: Annotated[JobStateName | None, Query()] = None,
-               q: Annotated[str | None, Query(max_length=200)] = None, after: int | None = None,
-               before: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50):
+               q: Annotated[str | None, Query(max_length=200)] = None, after: Cursor = None,
+               before: Cursor = None, limit: Annotated[int, Query(ge=1, le=500)] = 50):
     _batch(s, batch_id)
     return queries.list_jobs(s, batch_id=batch_id, state=state or None, q=q or None, after=after, before=before,
                              limit=limit)
@@ -234,7 +237,7 @@ def job(job_id: int, user: Viewer, s: DB):
 
 
 class RetrySelected(BaseModel):
-    job_ids: list[int] = Field(..., min_length=1, max_length=10_000)
+    job_ids: list[RowId] = Field(..., min_length=1, max_length=10_000)
 
 
 @router.post("/api/jobs/retry", tags=["actions"], summary="Retry selected jobs (chain checked first; operator)")
@@ -251,7 +254,7 @@ def retry_one(request: Request, job_id: int, user: Operator, s: DB):
 
 @router.get("/api/search", tags=["jobs"],
             summary="Find jobs by student id, wallet, fingerprint, credential id, job id, transaction hash, error code")
-def search(user: Viewer, s: DB, q: Annotated[str, Query(min_length=1, max_length=200)], after: int | None = None):
+def search(user: Viewer, s: DB, q: Annotated[str, Query(min_length=1, max_length=200)], after: Cursor = None):
     return queries.list_jobs(s, q=q, after=after)
 
 
@@ -337,7 +340,7 @@ def upload_discard(request: Request, token: str, user: Operator):
 
 # ---- audit -------------------------------------------------------------------------------------------
 @router.get("/api/audit", tags=["audit"], summary="The audit log, newest first (keyset: before=id)")
-def audit_log(user: Viewer, s: DB, before: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50):
+def audit_log(user: Viewer, s: DB, before: Cursor = None, limit: Annotated[int, Query(ge=1, le=500)] = 50):
     return audit.entries(s, before=before, limit=limit)
 
 

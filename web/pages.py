@@ -9,9 +9,10 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Upload
 from fastapi.responses import RedirectResponse
 from sqlmodel import Session
 
+from blockproof.verify import is_credential_id
 from models.states import JobState
 from web import actions, api, audit, auth, panels, queries
-from web.api import DB, Operator, Viewer
+from web.api import DB, Cursor, Operator, RowId, Viewer
 
 router = APIRouter(include_in_schema=False)
 STATES = [s.value for s in JobState]
@@ -70,16 +71,14 @@ def dashboard(request: Request, user: Viewer, s: DB):
 
 # ---- batches ----------------------------------------------------------------------------------------
 @router.get("/batches")
-def batches(request: Request, user: Viewer, s: DB, before: int | None = None):
+def batches(request: Request, user: Viewer, s: DB, before: Cursor = None):
     data = queries.list_batches(s, before=before)
     ids = ",".join(str(b["id"]) for b in data["batches"])
     return _page(request, "batches.html", title="Batches", data=data, poll_url=f"/api/live?batches={ids}")
 
 
 def _batch_or_404(s: Session, batch_id: int):
-    from models.tables import Batch
-
-    batch = s.get(Batch, batch_id)
+    batch = queries.get_batch(s, batch_id)
     if batch is None:
         raise HTTPException(404, f"batch {batch_id} does not exist")
     return batch
@@ -88,7 +87,7 @@ def _batch_or_404(s: Session, batch_id: int):
 @router.get("/batches/{batch_id}")
 def batch(request: Request, batch_id: int, user: Viewer, s: DB,
           state: Annotated[str | None, Query(max_length=16)] = None, q: Annotated[str | None, Query(max_length=200)] = None,
-          after: int | None = None, before: int | None = None):
+          after: Cursor = None, before: Cursor = None):
     b = _batch_or_404(s, batch_id)
     state = state if state in STATES else None
     summary = queries.batch_summary(s, b)
@@ -134,8 +133,9 @@ def _retry_message(result: dict) -> str:
 
 
 @router.post("/batches/{batch_id}/retry-selected")
-def retry_selected(request: Request, batch_id: int, user: Operator,
-                   job_ids: Annotated[list[int], Form(max_length=10_000)] = (), confirmed: Annotated[str, Form()] = ""):
+def retry_selected(request: Request, batch_id: int, user: Operator, s: DB,
+                   job_ids: Annotated[list[RowId], Form(max_length=10_000)] = (), confirmed: Annotated[str, Form()] = ""):
+    _batch_or_404(s, batch_id)
     ids = list(dict.fromkeys(job_ids))
     if not ids:
         _flash(request, "Select at least one job to retry.", "error")
@@ -199,7 +199,7 @@ def retry_job(request: Request, job_id: int, user: Operator, s: DB):
 
 @router.get("/search")
 def search(request: Request, user: Viewer, s: DB, q: Annotated[str, Query(max_length=200)] = "",
-           after: int | None = None):
+           after: Cursor = None):
     q = q.strip()
     page = queries.list_jobs(s, q=q, after=after) if q else {"jobs": [], "next_after": None, "prev_before": None}
     return _page(request, "search.html", title="Search", q=q, page=page, urlencode=urlencode)
@@ -215,24 +215,27 @@ def credential_lookup(request: Request, user: Viewer, id: Annotated[str, Query(m
 
 @router.get("/credentials/{credential_id}")
 async def credential(request: Request, credential_id: int, user: Viewer, s: DB):
-    error = None
+    error, status = None, 200
     try:
         c = await api._status(request, credential_id, None)
     except HTTPException as exc:
-        c, error = None, exc.detail
+        c, error, status = None, exc.detail, exc.status_code
     from sqlalchemy import select
 
     from models.tables import Job
 
     jobs = [queries.job_row(j) for j in s.execute(select(Job).where(Job.credential_id == credential_id)
-                                                  .order_by(Job.id)).scalars()]
-    return _page(request, "credential.html", title=f"Credential {credential_id}", c=c, credential_id=credential_id,
-                 error=error, jobs=jobs, poll_url="/api/live?jobs=" + ",".join(str(j["id"]) for j in jobs))
+                                                  .order_by(Job.id)).scalars()] if is_credential_id(credential_id) else []
+    return request.app.state.renderer.page(request, "credential.html", {
+        "title": f"Credential {credential_id}", "c": c, "credential_id": credential_id, "error": error, "jobs": jobs,
+        "poll_url": "/api/live?jobs=" + ",".join(str(j["id"]) for j in jobs)}, status=status)
 
 
 @router.post("/credentials/{credential_id}/revoke")
 def revoke(request: Request, credential_id: int, user: Operator, reason: Annotated[str, Form(max_length=500)]):
     result = actions.revoke_credential(credential_id, reason, **api._ctx(request), actor=user.name)
+    if result["errors"] and "not a credential" in result["errors"][0]["reason"]:
+        raise HTTPException(404, f"credential {credential_id} {result['errors'][0]['reason']}")
     if result["errors"]:
         _flash(request, f"Not revoked: credential {credential_id} {result['errors'][0]['reason']}.", "error")
     elif result["created"]:
@@ -318,6 +321,6 @@ def upload_discard(request: Request, token: str, user: Operator):
 
 # ---- audit ----------------------------------------------------------------------------------------
 @router.get("/audit")
-def audit_page(request: Request, user: Viewer, s: DB, before: int | None = None):
+def audit_page(request: Request, user: Viewer, s: DB, before: Cursor = None):
     return _page(request, "audit.html", title="Audit log", data=audit.entries(s, before=before))
 

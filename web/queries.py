@@ -16,6 +16,22 @@ PAGE_SIZE = 50
 HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 RETRYABLE_STATES = [s.value for s in RETRYABLE_BY_PERSON]
+# Row ids are INTEGER columns (32 bits on PostgreSQL; credential ids are BIGINT, see blockproof.verify): a larger
+# or negative id names no row, and sent to the database it would be an error (HTTP 500) instead of "not found".
+ROW_ID_MAX = 2**31 - 1
+
+
+def is_row_id(value: int) -> bool:
+    return 0 <= value <= ROW_ID_MAX
+
+
+def row_ids(text: str, *, limit: int) -> list[int]:
+    """The ids of a comma-separated list ("3,17,42"); anything that cannot be a row id is left out."""
+    return [int(x) for x in text.split(",") if x.strip().isdigit() and is_row_id(int(x))][:limit]
+
+
+def get_batch(session: Session, batch_id: int) -> Batch | None:
+    return session.get(Batch, batch_id) if is_row_id(batch_id) else None
 
 
 def job_row(job: Job) -> dict:
@@ -39,7 +55,9 @@ def search_condition(q: str, *, with_text: bool):
 
         conditions.append(Job.student_wallet.in_({q, to_checksum(q[2:].lower())}))
     if q.isdigit() and len(q) < 19:
-        conditions += [Job.credential_id == int(q), Job.id == int(q)]
+        conditions.append(Job.credential_id == int(q))
+        if is_row_id(int(q)):
+            conditions.append(Job.id == int(q))
     if with_text and len(q) >= 3:
         conditions.append(Job.error_message.contains(q, autoescape=True))
     return or_(*conditions)
@@ -108,7 +126,7 @@ def _tx(tx: ChainTransaction, attempts: list[TxAttempt]) -> dict:
 
 
 def job_detail(session: Session, job_id: int) -> dict | None:
-    job = session.get(Job, job_id)
+    job = session.get(Job, job_id) if is_row_id(job_id) else None
     if job is None:
         return None
     out = job_row(job) | {
