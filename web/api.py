@@ -6,7 +6,6 @@ import re
 from typing import Annotated, Iterator, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -15,7 +14,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.verify import credential_status
+from blockproof.verify import InvalidFingerprint, credential_status
 from models.states import JobState
 from models.tables import Batch
 from producers.error_report import write_error_report
@@ -24,7 +23,6 @@ from web.auth import User
 from web.uploads import TooLarge
 
 router = APIRouter()
-FINGERPRINT = re.compile(r"^0x[0-9a-fA-F]{64}$")
 STATES = [s.value for s in JobState]
 JobStateName = Literal[tuple(STATES)]  # type: ignore[valid-type]
 
@@ -68,41 +66,55 @@ class _NeedsChain(Exception):
 
 
 class _DatabaseOnly:
-    """An Rpc stand-in for the first try: a database miss raises instead of blocking the event loop."""
+    """An Rpc stand-in for the first try: whatever would ask the chain raises instead of blocking the event loop."""
 
     def call(self, *args, **kwargs):
         raise _NeedsChain()
 
+    batch = get_block = call
+
 
 async def _status(request: Request, credential_id: int, fingerprint: str | None) -> dict:
-    """blockproof.verify.credential_status: a database hit is answered on the event loop (one indexed SELECT);
-    a miss asks the chain from the thread pool."""
+    """blockproof.verify.credential_status: a database hit is answered on the event loop (one indexed SELECT, and
+    the chain's clock cached for a second); a miss asks the chain from the thread pool."""
     state = request.app.state
+    ask = dict(fingerprint=fingerprint, settings=state.settings, engine=state.engine, clock=state.chain_clock)
     try:
         try:
-            result = credential_status(credential_id, fingerprint=fingerprint, settings=state.settings,
-                                       engine=state.engine, rpc=_DatabaseOnly())
+            return credential_status(credential_id, rpc=_DatabaseOnly(), **ask)
         except _NeedsChain:
-            result = await run_in_threadpool(credential_status, credential_id, fingerprint=fingerprint,
-                                             settings=state.settings, engine=state.engine, rpc=state.rpc)
+            return await run_in_threadpool(credential_status, credential_id, rpc=state.rpc, **ask)
+    except InvalidFingerprint as exc:
+        raise HTTPException(422, str(exc))
     except (RpcUnavailable, RpcError) as exc:
         raise HTTPException(503, f"not in the database and the chain could not be asked: {exc}")
-    if not result.get("exists"):
-        raise HTTPException(404, f"credential {credential_id} does not exist")
-    return result
+
+
+def _answer(result: dict) -> JSONResponse:
+    if not result["exists"]:  # 404 as before, with the same fields and the verdict "not_issued"
+        return JSONResponse(result | {"detail": f"credential {result['credential_id']} does not exist"}, 404)
+    return JSONResponse(result)
+
+
+VERDICT_DOC = ("One answer from either source (`source`: database, chain, or none for an id the contract never "
+               "numbers): `verdict` is valid | revoked | expired | not_issued | fingerprint_mismatch, `reason` says "
+               "it in a sentence; expiry is judged at `checked_at`, the chain's latest block time (`clock`: chain), "
+               "or this server's time when the chain cannot be asked (`clock`: machine). 404 when not issued.")
 
 
 @router.get("/api/credentials/{credential_id}/status", tags=["public"],
-            summary="Credential status (database first, chain fallback); public")
-async def credential_status_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)]):
-    return JSONResponse(await _status(request, credential_id, None))
+            summary="Credential status (database first, chain fallback); public", description=VERDICT_DOC)
+async def credential_status_api(request: Request, credential_id: int):
+    return _answer(await _status(request, credential_id, None))
 
 
 @router.get("/api/credentials/{credential_id}/verify", tags=["public"],
-            summary="Does this fingerprint belong to a valid credential? (database first, chain fallback); public")
-async def credential_verify_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)],
-                                fingerprint: Annotated[str, Query(pattern=FINGERPRINT.pattern)]):
-    return JSONResponse(await _status(request, credential_id, fingerprint))
+            summary="Does this fingerprint belong to a valid credential? (database first, chain fallback); public",
+            description=VERDICT_DOC + " `verified` is true exactly when the verdict is valid.")
+async def credential_verify_api(request: Request, credential_id: int,
+                                fingerprint: Annotated[str, Query(max_length=200,
+                                                                  description="0x + 64 hex digits")]):
+    return _answer(await _status(request, credential_id, fingerprint))
 
 
 # ---- session ---------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Upload
 from fastapi.responses import RedirectResponse
 from sqlmodel import Session
 
-from blockproof.verify import is_credential_id
 from models.states import JobState
 from web import actions, api, audit, auth, panels, queries
 from web.api import DB, Cursor, Operator, RowId, Viewer
@@ -220,22 +219,31 @@ async def credential(request: Request, credential_id: int, user: Viewer, s: DB):
         c = await api._status(request, credential_id, None)
     except HTTPException as exc:
         c, error, status = None, exc.detail, exc.status_code
-    from sqlalchemy import select
-
-    from models.tables import Job
-
-    jobs = [queries.job_row(j) for j in s.execute(select(Job).where(Job.credential_id == credential_id)
-                                                  .order_by(Job.id)).scalars()] if is_credential_id(credential_id) else []
+    if c is not None and not c["exists"]:
+        c, error, status = None, c["reason"], 404
+    facts = queries.credential_facts(s, credential_id)
     return request.app.state.renderer.page(request, "credential.html", {
-        "title": f"Credential {credential_id}", "c": c, "credential_id": credential_id, "error": error, "jobs": jobs,
-        "poll_url": "/api/live?jobs=" + ",".join(str(j["id"]) for j in jobs)}, status=status)
+        "title": f"Credential {credential_id}", "c": c, "credential_id": credential_id, "error": error,
+        "jobs": facts["jobs"], "issued": facts["issued"], "revocation": facts["revocation"],
+        "poll_url": "/api/live?jobs=" + ",".join(str(j["id"]) for j in facts["jobs"])}, status=status)
 
 
 @router.post("/credentials/{credential_id}/revoke")
-def revoke(request: Request, credential_id: int, user: Operator, reason: Annotated[str, Form(max_length=500)]):
+def revoke(request: Request, credential_id: int, user: Operator, s: DB, reason: Annotated[str, Form(max_length=500)],
+           confirmed: Annotated[str, Form()] = ""):
+    if queries.credential_facts(s, credential_id)["issued"] is None:
+        raise HTTPException(404, f"credential {credential_id} is not a credential this system has seen on chain")
+    if confirmed != "yes":  # a revocation cannot be undone: say what will happen and ask once more
+        if not reason.strip():
+            _flash(request, "Not revoked: give the reason (it is recorded with the revocation).", "error")
+            return RedirectResponse(f"/credentials/{credential_id}", 303)
+        return _page(request, "confirm.html", title="Confirm revocation", count=1,
+                     question=f"Revoke credential {credential_id}?",
+                     note=f"Reason: “{reason.strip()}”. A revocation cannot be undone: once it is on chain, every "
+                          "verifier is told this credential is revoked.",
+                     button="Revoke credential", danger=True, action=f"/credentials/{credential_id}/revoke",
+                     fields={"reason": reason.strip(), "confirmed": "yes"}, cancel=f"/credentials/{credential_id}")
     result = actions.revoke_credential(credential_id, reason, **api._ctx(request), actor=user.name)
-    if result["errors"] and "not a credential" in result["errors"][0]["reason"]:
-        raise HTTPException(404, f"credential {credential_id} {result['errors'][0]['reason']}")
     if result["errors"]:
         _flash(request, f"Not revoked: credential {credential_id} {result['errors'][0]['reason']}.", "error")
     elif result["created"]:

@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from blockproof import status
+from blockproof.verify import CREDENTIAL_ID_MAX
 from models.states import RETRYABLE_BY_PERSON, JobState, utcnow
 from models.tables import Batch, ChainTransaction, CredentialEvent, Job, JobTransition, RevocationEvent, TxAttempt
 
@@ -175,6 +176,31 @@ def job_detail(session: Session, job_id: int) -> dict | None:
     out["can_revoke"] = (job.kind == "issue" and job.state == JobState.CONFIRMED.value and event is not None
                          and not event.revoked and not out["revoke_jobs"])
     return out
+
+
+def credential_facts(session: Session, credential_id: int) -> dict:
+    """What this database knows besides the verify answer: the jobs that issued or revoke the credential, the
+    transaction it was issued in, and its revocation (reason, who asked and when, when the chain recorded it)."""
+    if not 1 <= credential_id <= CREDENTIAL_ID_MAX:
+        return {"jobs": [], "issued": None, "revocation": None}
+    jobs = list(session.execute(select(Job).where(Job.credential_id == credential_id).order_by(Job.id)).scalars())
+    event = session.execute(select(CredentialEvent).where(CredentialEvent.credential_id == credential_id)
+                            .limit(1)).scalars().first()
+    revoke_job = next((j for j in jobs if j.kind == "revoke"), None)
+    on_chain = session.execute(select(RevocationEvent).where(RevocationEvent.credential_id == credential_id)
+                               .order_by(RevocationEvent.block_number.desc()).limit(1)).scalars().first()
+    revocation = None
+    if revoke_job is not None or on_chain is not None:
+        batch = session.get(Batch, revoke_job.batch_id) if revoke_job is not None else None
+        revocation = {"reason": revoke_job.revocation_reason if revoke_job else None,
+                      "requested_at": revoke_job.created_at.isoformat() if revoke_job else None,
+                      "requested_by": batch.created_by if batch else None,
+                      "job_id": revoke_job.id if revoke_job else None,
+                      "state": revoke_job.state if revoke_job else None,
+                      "revoked_at": on_chain.revoked_at if on_chain else None,
+                      "tx_hash": on_chain.tx_hash if on_chain else None}
+    return {"jobs": [job_row(j) for j in jobs], "revocation": revocation,
+            "issued": {"tx_hash": event.tx_hash, "block_number": event.block_number} if event else None}
 
 
 def throughput(session: Session, *, minutes: int = 5) -> dict:
