@@ -119,6 +119,17 @@ def retry_failed_in_batch(batch_id: int, *, settings: Settings, engine, actor: s
     return retry(ids, settings=settings, engine=engine, actor=actor, scope=f"batch {batch_id} (all failed)")
 
 
+def retry_failed_everywhere(*, settings: Settings, engine, actor: str, error_code: str | None = None,
+                            expected_count: int | None = None) -> dict:
+    """Every failed or dead job of every batch (optionally only those with one error code)."""
+    with Session(engine) as s:
+        ids = queries.failed_ids(s, error_code=error_code)
+    if expected_count is not None and expected_count != len(ids):
+        raise Conflict(f"you confirmed retrying {expected_count} jobs but {len(ids)} are failed now; confirm again")
+    scope = "all failed jobs" + (f" with error {error_code}" if error_code is not None else "")
+    return retry(ids, settings=settings, engine=engine, actor=actor, scope=scope)
+
+
 def set_batch_paused(batch_id: int, paused: bool, *, engine, actor: str) -> dict:
     with session_scope(engine) as s:
         batch = queries.get_batch(s, batch_id)

@@ -239,6 +239,28 @@ def resume_batch(request: Request, batch_id: int, user: Operator):
     return actions.set_batch_paused(batch_id, False, engine=request.app.state.engine, actor=user.name)
 
 
+@router.get("/api/failed", tags=["jobs"],
+            summary="Failed and dead jobs of every batch (optionally one error code), counts by code; keyset after=id")
+def failed(user: Viewer, s: DB, code: Annotated[str | None, Query(max_length=64)] = None, after: Cursor = None,
+           limit: Annotated[int, Query(ge=1, le=500)] = 50):
+    return queries.list_jobs(s, states=queries.RETRYABLE_STATES, error_code=code, after=after, limit=limit) | {
+        "by_code": queries.failed_by_code(s)}
+
+
+class RetryEverywhere(BaseModel):
+    expected_count: int | None = Field(None, description="the count the user confirmed; 409 if it changed")
+    code: str | None = Field(None, max_length=64, description="only the failed jobs with this error code")
+
+
+@router.post("/api/failed/retry", tags=["actions"],
+             summary="Retry every failed or dead job of every batch, or those with one error code (chain checked "
+                     "first; operator)")
+def retry_failed_everywhere(request: Request, user: Operator, body: RetryEverywhere | None = None):
+    body = body or RetryEverywhere()
+    return actions.retry_failed_everywhere(**_ctx(request), actor=user.name, error_code=body.code,
+                                           expected_count=body.expected_count)
+
+
 @router.get("/api/jobs/{job_id}", tags=["jobs"],
             summary="One job: row, state history, transaction attempts, receipt, event, decoded error")
 def job(job_id: int, user: Viewer, s: DB):

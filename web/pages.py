@@ -196,12 +196,69 @@ def retry_job(request: Request, job_id: int, user: Operator, s: DB):
     return RedirectResponse(f"/jobs/{job_id}", 303)
 
 
+# ---- failed jobs of every batch ---------------------------------------------------------------------
+@router.get("/failed")
+def failed(request: Request, user: Viewer, s: DB, code: Annotated[str | None, Query(max_length=64)] = None,
+           after: Cursor = None):
+    page = queries.list_jobs(s, states=queries.RETRYABLE_STATES, error_code=code, after=after)
+    by_code = queries.failed_by_code(s)
+    total = sum(c["count"] for c in by_code)
+    shown = total if code is None else next((c["count"] for c in by_code if c["code"] == code), 0)
+    ids = ",".join(str(j["id"]) for j in page["jobs"])
+    return _page(request, "failed.html", title="Failed jobs", page=page, by_code=by_code, total=total, shown=shown,
+                 code=code, query={"code": code} if code is not None else {}, urlencode=urlencode,
+                 poll_url=f"/api/live?jobs={ids}")
+
+
+@router.get("/failed/retry")
+def retry_everywhere_confirm(request: Request, user: Viewer, s: DB,
+                             code: Annotated[str | None, Query(max_length=64)] = None):
+    count = len(queries.failed_ids(s, error_code=code))
+    which = f" with error {code}" if code is not None else " of every batch"
+    fields = {"expected_count": count} | ({"code": code} if code is not None else {})
+    back = "/failed" + (f"?{urlencode({'code': code})}" if code is not None else "")
+    return _page(request, "confirm.html", title="Confirm retry", count=count,
+                 question=f"Retry {count} failed job{'s' if count != 1 else ''}{which}?", action="/failed/retry",
+                 fields=fields, cancel=back)
+
+
+@router.post("/failed/retry")
+def retry_everywhere(request: Request, user: Operator, expected_count: Annotated[int, Form()],
+                     code: Annotated[str | None, Form(max_length=64)] = None):
+    try:
+        result = actions.retry_failed_everywhere(**api._ctx(request), actor=user.name, error_code=code,
+                                                 expected_count=expected_count)
+    except actions.Conflict as exc:
+        _flash(request, str(exc), "error")
+        return RedirectResponse("/failed/retry" + (f"?{urlencode({'code': code})}" if code is not None else ""), 303)
+    _flash(request, _retry_message(result))
+    return RedirectResponse("/failed", 303)
+
+
+@router.post("/failed/retry-selected")
+def retry_selected_everywhere(request: Request, user: Operator,
+                              job_ids: Annotated[list[RowId], Form(max_length=10_000)] = (),
+                              confirmed: Annotated[str, Form()] = ""):
+    ids = list(dict.fromkeys(job_ids))
+    if not ids:
+        _flash(request, "Select at least one job to retry.", "error")
+        return RedirectResponse("/failed", 303)
+    if confirmed != "yes":
+        return _page(request, "confirm.html", title="Confirm retry", count=len(ids),
+                     question=f"Retry {len(ids)} selected job{'s' if len(ids) != 1 else ''}?",
+                     action="/failed/retry-selected", fields={"confirmed": "yes"}, job_ids=ids, cancel="/failed")
+    result = actions.retry(ids, **api._ctx(request), actor=user.name, scope=f"{len(ids)} selected jobs")
+    _flash(request, _retry_message(result))
+    return RedirectResponse("/failed", 303)
+
+
 @router.get("/search")
 def search(request: Request, user: Viewer, s: DB, q: Annotated[str, Query(max_length=200)] = "",
            after: Cursor = None):
     q = q.strip()
     page = queries.list_jobs(s, q=q, after=after) if q else {"jobs": [], "next_after": None, "prev_before": None}
-    return _page(request, "search.html", title="Search", q=q, page=page, urlencode=urlencode)
+    return _page(request, "search.html", title="Search", q=q, page=page, urlencode=urlencode,
+                 poll_url="/api/live?jobs=" + ",".join(str(j["id"]) for j in page["jobs"]) if page["jobs"] else None)
 
 
 # ---- credentials ------------------------------------------------------------------------------------

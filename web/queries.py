@@ -44,9 +44,12 @@ def job_row(job: Job) -> dict:
 
 
 def search_condition(q: str, *, with_text: bool):
-    """Match a student id, wallet, fingerprint, credential id, job id, transaction hash or error."""
+    """Match a student id, a part of a student's name, wallet, fingerprint, credential id, job id, transaction hash
+    or error."""
     q = q.strip()
     conditions = [Job.student_id == q, Job.error_code == q]
+    if len(q) >= 2 and not (HASH.match(q) or ADDRESS.match(q) or q.isdigit()):
+        conditions.append(Job.student_name.icontains(q, autoescape=True))
     if HASH.match(q):
         conditions += [Job.fingerprint == q.lower(), Job.tx_hash == q.lower()]
         tx_ids = select(TxAttempt.transaction_id).where(TxAttempt.tx_hash == q.lower())
@@ -65,13 +68,18 @@ def search_condition(q: str, *, with_text: bool):
 
 
 def list_jobs(session: Session, *, batch_id: int | None = None, state: str | None = None, q: str | None = None,
-              after: int | None = None, before: int | None = None, limit: int = PAGE_SIZE) -> dict:
+              after: int | None = None, before: int | None = None, limit: int = PAGE_SIZE,
+              states: list[str] | None = None, error_code: str | None = None) -> dict:
     """A page of jobs in id order, by keyset (after / before an id): fast at any depth of a 100,000-job batch."""
     filters = []
     if batch_id is not None:
         filters.append(Job.batch_id == batch_id)
     if state:
         filters.append(Job.state == state)
+    if states:
+        filters.append(Job.state.in_(states))
+    if error_code is not None:
+        filters.append(Job.error_code == error_code)
     if q:
         # free-text error search only inside one batch (bounded scan); everything else is an indexed equality
         filters.append(search_condition(q, with_text=batch_id is not None))
@@ -91,6 +99,20 @@ def list_jobs(session: Session, *, batch_id: int | None = None, state: str | Non
     return {"jobs": [job_row(j) for j in rows],
             "next_after": rows[-1].id if rows and has_next else None,
             "prev_before": rows[0].id if rows and has_prev else None}
+
+
+def failed_by_code(session: Session) -> list[dict]:
+    """Failed and dead jobs of every batch, counted by error code, most first."""
+    rows = session.execute(select(Job.error_code, func.count()).where(Job.state.in_(RETRYABLE_STATES))
+                           .group_by(Job.error_code)).all()
+    return [{"code": code, "count": n} for code, n in sorted(rows, key=lambda r: (-r[1], r[0]))]
+
+
+def failed_ids(session: Session, *, error_code: str | None = None) -> list[int]:
+    query = select(Job.id).where(Job.state.in_(RETRYABLE_STATES))
+    if error_code is not None:
+        query = query.where(Job.error_code == error_code)
+    return list(session.execute(query.order_by(Job.id)).scalars())
 
 
 def list_batches(session: Session, *, before: int | None = None, limit: int = 20) -> dict:
