@@ -67,8 +67,9 @@ def test_the_issue_examples_are_404_for_anyone_who_may_ask(client):
 
 @pytest.mark.parametrize("path", [
     "/api/live?jobs=99999999999999999999,3000000000&batches=3000000000&batch=99999999999999999999",
-    "/api/search?q=3000000000", "/api/search?q=99999999999999999999", "/search?q=3000000000"])
-def test_numbers_too_large_for_an_id_in_lists_and_searches_find_nothing(client, path):
+    "/api/search?q=3000000000", "/api/search?q=99999999999999999999", "/search?q=3000000000",
+    "/api/search?q=50%25_off", "/api/failed?code=InstitutionNotFound", "/failed"])
+def test_numbers_too_large_for_an_id_in_lists_and_searches_find_nothing_on_either_database(client, path):
     r = client.get(path, auth=VIEW)
     assert r.status_code == 200, r.text
     assert "jobs" not in r.headers.get("content-type", "") or not r.json().get("jobs")
