@@ -204,12 +204,33 @@ def cmd_revoke(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    from blockproof.errors import RpcError, RpcUnavailable
     from blockproof.verify import credential_status
 
     settings, engine = _context()
-    result = credential_status(args.credential_id, fingerprint=args.fingerprint, settings=settings, engine=engine)
+    try:
+        result = credential_status(args.credential_id, fingerprint=args.fingerprint, settings=settings, engine=engine)
+    except (RpcUnavailable, RpcError) as exc:
+        _err(f"error: credential {args.credential_id} is not in the database and the chain could not be asked: {exc}")
+        return EXIT_ERROR
     print(json.dumps(result, indent=2))
-    return EXIT_OK if result.get("exists") and result.get("valid") and result.get("fingerprint_matches", True) else EXIT_INVALID
+    _err(f"{result['verdict']}: {result['reason']}")
+    return EXIT_OK if result["verdict"] == "valid" else EXIT_INVALID
+
+
+def _fingerprint_argument(text: str) -> str:
+    from blockproof.verify import InvalidFingerprint, parse_fingerprint
+
+    try:
+        return parse_fingerprint(text)
+    except InvalidFingerprint as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
+def _credential_id_argument(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"credential id {text[:40]!r} is not valid: it is a whole number (1, 2, 3, …)")
+    return int(text)
 
 
 def _cli_actor() -> str:
@@ -341,8 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     rv.set_defaults(func=cmd_revoke)
 
     v = sub.add_parser("verify", help="is credential N valid (and does this fingerprint match)?")
-    v.add_argument("credential_id", type=int)
-    v.add_argument("--fingerprint")
+    v.add_argument("credential_id", type=_credential_id_argument)
+    v.add_argument("--fingerprint", type=_fingerprint_argument, help="0x + 64 hex digits; must be the credential's")
     v.set_defaults(func=cmd_verify)
 
     for name, text in (("pause", "pause a batch: the signer sends none of its jobs until resumed"),

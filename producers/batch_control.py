@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from blockproof.errors import NotFound
 from models import audit
 from models.db import session_scope
+from models.ids import is_row_id
 from models.states import UNSENT, JobState
 from models.tables import Batch, Job
 from models.transitions import transition_where
@@ -16,7 +17,7 @@ from models.transitions import transition_where
 def set_paused(batch_id: int, paused: bool, *, engine, actor: str) -> dict:
     """A paused batch's ready jobs are not picked by the signer; what is in flight goes on."""
     with session_scope(engine) as s:
-        batch = s.get(Batch, batch_id)
+        batch = s.get(Batch, batch_id) if is_row_id(batch_id) else None
         if batch is None:
             raise NotFound(f"batch {batch_id} does not exist")
         batch.paused = paused
@@ -36,7 +37,7 @@ def cancel(batch_id: int, *, engine, actor: str) -> Cancelled:
     """Every job of the batch that no transaction carries ends `cancelled`. The signer claims a job only
     while it is ready (a guarded update), so a job is either cancelled or sent, never both."""
     with session_scope(engine) as s:
-        if s.get(Batch, batch_id) is None:
+        if not is_row_id(batch_id) or s.get(Batch, batch_id) is None:
             raise NotFound(f"batch {batch_id} does not exist")
         moved = transition_where(s, Job.batch_id == batch_id, JobState.CANCELLED, f"cancelled by {actor}",
                                  only_from=UNSENT)

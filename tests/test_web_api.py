@@ -256,6 +256,19 @@ def test_search_finds_a_job_by_student_id_wallet_fingerprint_credential_id_and_t
         assert job["id"] in [j["id"] for j in in_batch], q
 
 
+def test_search_finds_a_job_by_any_part_of_the_student_name_in_any_case_and_wildcards_match_only_themselves(
+        api, issued):
+    job = api.get(f"/api/batches/{issued['batch_id']}/jobs", auth=VIEW).json()["jobs"][3]
+    surname = job["student_name"].split()[-1]
+    for q in (job["student_name"], surname.upper(), surname[1:-1].lower()):
+        found = api.get("/api/search", params={"q": q}, auth=VIEW).json()["jobs"]
+        assert job["id"] in [j["id"] for j in found], q
+        in_batch = api.get(f"/api/batches/{issued['batch_id']}/jobs", params={"q": q}, auth=VIEW).json()["jobs"]
+        assert job["id"] in [j["id"] for j in in_batch], q
+    for q in ("%%", "__"):
+        assert api.get("/api/search", params={"q": q}, auth=VIEW).json()["jobs"] == [], q
+
+
 def test_a_job_shows_its_row_history_attempts_receipt_and_event(api, issued):
     job_id = api.get(f"/api/batches/{issued['batch_id']}/jobs", auth=VIEW).json()["jobs"][0]["id"]
     job = api.get(f"/api/jobs/{job_id}", auth=VIEW).json()

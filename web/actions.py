@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from blockproof.errors import Conflict, NotFound  # noqa: F401  (the app maps them to 404 and 409)
 from blockproof.settings import Settings
+from blockproof.verify import is_credential_id
 from models.db import session_scope
 from models.states import utcnow
 from models.tables import Batch, SignerState
@@ -17,7 +18,7 @@ from producers.records import CsvFileError, RowError
 from producers.retry import retry_jobs, retryable_ids
 from producers.revocations import RevocationRequest, revoke
 from producers.upload import commit, plan
-from web import audit
+from web import audit, queries
 from web.uploads import UploadStore
 
 
@@ -104,12 +105,23 @@ def retry(job_ids: list[int], *, settings: Settings, engine, actor: str, scope: 
 def retry_failed_in_batch(batch_id: int, *, settings: Settings, engine, actor: str,
                           expected_count: int | None = None) -> dict:
     with Session(engine) as s:
-        if s.get(Batch, batch_id) is None:
+        if queries.get_batch(s, batch_id) is None:
             raise NotFound(f"batch {batch_id} does not exist")
         ids = retryable_ids(s, batch_id=batch_id)
     if expected_count is not None and expected_count != len(ids):
         raise Conflict(f"you confirmed retrying {expected_count} jobs but {len(ids)} are failed now; confirm again")
     return retry(ids, settings=settings, engine=engine, actor=actor, scope=f"batch {batch_id} (all failed)")
+
+
+def retry_failed_everywhere(*, settings: Settings, engine, actor: str, error_code: str | None = None,
+                            expected_count: int | None = None) -> dict:
+    """Every failed or dead job of every batch (optionally only those with one error code)."""
+    with Session(engine) as s:
+        ids = queries.failed_ids(s, error_code=error_code)
+    if expected_count is not None and expected_count != len(ids):
+        raise Conflict(f"you confirmed retrying {expected_count} jobs but {len(ids)} are failed now; confirm again")
+    scope = "all failed jobs" + (f" with error {error_code}" if error_code is not None else "")
+    return retry(ids, settings=settings, engine=engine, actor=actor, scope=scope)
 
 
 def set_batch_paused(batch_id: int, paused: bool, *, engine, actor: str) -> dict:
@@ -132,6 +144,10 @@ def set_signer_paused(address: str, paused: bool, *, engine, actor: str) -> dict
 
 
 def revoke_credential(credential_id: int, reason: str, *, settings: Settings, engine, actor: str) -> dict:
+    if not is_credential_id(credential_id):
+        return {"credential_id": credential_id, "batch_id": None, "created": 0, "already_requested": 0, "queued": 0,
+                "errors": [{"field": "credential_id", "value": str(credential_id),
+                            "reason": "is not a credential this system has seen on chain"}]}
     report = revoke([RevocationRequest(line=1, reason=reason, credential_id=credential_id)], settings=settings,
                     engine=engine, created_by=actor, filename=f"revoke credential {credential_id}")
     out = {"credential_id": credential_id, "batch_id": report.batch_id, "created": report.created,

@@ -6,7 +6,6 @@ import re
 from typing import Annotated, Iterator, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -15,7 +14,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.verify import credential_status
+from blockproof.verify import InvalidFingerprint, credential_status
 from models.states import JobState
 from models.tables import Batch
 from producers.error_report import write_error_report
@@ -24,7 +23,6 @@ from web.auth import User
 from web.uploads import TooLarge
 
 router = APIRouter()
-FINGERPRINT = re.compile(r"^0x[0-9a-fA-F]{64}$")
 STATES = [s.value for s in JobState]
 JobStateName = Literal[tuple(STATES)]  # type: ignore[valid-type]
 
@@ -37,6 +35,9 @@ def db(request: Request) -> Iterator[Session]:
 DB = Annotated[Session, Depends(db)]
 Viewer = Annotated[User, Depends(auth.viewer)]
 Operator = Annotated[User, Depends(auth.operator)]
+# a keyset cursor (after= / before=) is a row id: a larger number is a bad request, not a database error
+Cursor = Annotated[int | None, Query(ge=0, le=queries.ROW_ID_MAX)]
+RowId = Annotated[int, Field(ge=0, le=queries.ROW_ID_MAX)]
 
 
 def _ctx(request: Request) -> dict:
@@ -65,41 +66,55 @@ class _NeedsChain(Exception):
 
 
 class _DatabaseOnly:
-    """An Rpc stand-in for the first try: a database miss raises instead of blocking the event loop."""
+    """An Rpc stand-in for the first try: whatever would ask the chain raises instead of blocking the event loop."""
 
     def call(self, *args, **kwargs):
         raise _NeedsChain()
 
+    batch = get_block = call
+
 
 async def _status(request: Request, credential_id: int, fingerprint: str | None) -> dict:
-    """blockproof.verify.credential_status: a database hit is answered on the event loop (one indexed SELECT);
-    a miss asks the chain from the thread pool."""
+    """blockproof.verify.credential_status: a database hit is answered on the event loop (one indexed SELECT, and
+    the chain's clock cached for a second); a miss asks the chain from the thread pool."""
     state = request.app.state
+    ask = dict(fingerprint=fingerprint, settings=state.settings, engine=state.engine, clock=state.chain_clock)
     try:
         try:
-            result = credential_status(credential_id, fingerprint=fingerprint, settings=state.settings,
-                                       engine=state.engine, rpc=_DatabaseOnly())
+            return credential_status(credential_id, rpc=_DatabaseOnly(), **ask)
         except _NeedsChain:
-            result = await run_in_threadpool(credential_status, credential_id, fingerprint=fingerprint,
-                                             settings=state.settings, engine=state.engine, rpc=state.rpc)
+            return await run_in_threadpool(credential_status, credential_id, rpc=state.rpc, **ask)
+    except InvalidFingerprint as exc:
+        raise HTTPException(422, str(exc))
     except (RpcUnavailable, RpcError) as exc:
         raise HTTPException(503, f"not in the database and the chain could not be asked: {exc}")
-    if not result.get("exists"):
-        raise HTTPException(404, f"credential {credential_id} does not exist")
-    return result
+
+
+def _answer(result: dict) -> JSONResponse:
+    if not result["exists"]:  # 404 as before, with the same fields and the verdict "not_issued"
+        return JSONResponse(result | {"detail": f"credential {result['credential_id']} does not exist"}, 404)
+    return JSONResponse(result)
+
+
+VERDICT_DOC = ("One answer from either source (`source`: database, chain, or none for an id the contract never "
+               "numbers): `verdict` is valid | revoked | expired | not_issued | fingerprint_mismatch, `reason` says "
+               "it in a sentence; expiry is judged at `checked_at`, the chain's latest block time (`clock`: chain), "
+               "or this server's time when the chain cannot be asked (`clock`: machine). 404 when not issued.")
 
 
 @router.get("/api/credentials/{credential_id}/status", tags=["public"],
-            summary="Credential status (database first, chain fallback); public")
-async def credential_status_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)]):
-    return JSONResponse(await _status(request, credential_id, None))
+            summary="Credential status (database first, chain fallback); public", description=VERDICT_DOC)
+async def credential_status_api(request: Request, credential_id: int):
+    return _answer(await _status(request, credential_id, None))
 
 
 @router.get("/api/credentials/{credential_id}/verify", tags=["public"],
-            summary="Does this fingerprint belong to a valid credential? (database first, chain fallback); public")
-async def credential_verify_api(request: Request, credential_id: Annotated[int, PathParam(ge=0, lt=2**256)],
-                                fingerprint: Annotated[str, Query(pattern=FINGERPRINT.pattern)]):
-    return JSONResponse(await _status(request, credential_id, fingerprint))
+            summary="Does this fingerprint belong to a valid credential? (database first, chain fallback); public",
+            description=VERDICT_DOC + " `verified` is true exactly when the verdict is valid.")
+async def credential_verify_api(request: Request, credential_id: int,
+                                fingerprint: Annotated[str, Query(max_length=200,
+                                                                  description="0x + 64 hex digits")]):
+    return _answer(await _status(request, credential_id, fingerprint))
 
 
 # ---- session ---------------------------------------------------------------------------------------
@@ -122,16 +137,16 @@ def live(request: Request, user: Viewer, s: DB, batch: int | None = None,
          panels_too: Annotated[bool, Query(alias="overview")] = False):
     out: dict = {"alerts": panels.alerts(s)}
     if batch is not None:
-        b = s.get(Batch, batch)
+        b = queries.get_batch(s, batch)
         if b is not None:
             out["batch"] = queries.batch_summary(s, b)
-    batch_ids = [int(x) for x in batches.split(",") if x.strip().isdigit()][:100]
+    batch_ids = queries.row_ids(batches, limit=100)
     if batch_ids:
         from sqlalchemy import select
 
         out["batches"] = {str(b.id): queries.batch_summary(s, b)
                           for b in s.execute(select(Batch).where(Batch.id.in_(batch_ids))).scalars()}
-    ids = [int(x) for x in jobs.split(",") if x.strip().isdigit()][:500]
+    ids = queries.row_ids(jobs, limit=500)
     if ids:
         from sqlalchemy import select
 
@@ -177,12 +192,12 @@ def resume_signer(request: Request, address: str, user: Operator):
 
 # ---- batches and jobs ------------------------------------------------------------------------------
 @router.get("/api/batches", tags=["batches"], summary="Batches, newest first, with progress (keyset: before=id)")
-def batches(user: Viewer, s: DB, before: int | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 20):
+def batches(user: Viewer, s: DB, before: Cursor = None, limit: Annotated[int, Query(ge=1, le=100)] = 20):
     return queries.list_batches(s, before=before, limit=limit)
 
 
 def _batch(s: Session, batch_id: int) -> Batch:
-    batch = s.get(Batch, batch_id)
+    batch = queries.get_batch(s, batch_id)
     if batch is None:
         raise HTTPException(404, f"batch {batch_id} does not exist")
     return batch
@@ -196,8 +211,8 @@ def batch(batch_id: int, user: Viewer, s: DB):
 @router.get("/api/batches/{batch_id}/jobs", tags=["batches"],
             summary="A batch's jobs: filter by state, search, keyset pagination (after=id / before=id)")
 def batch_jobs(batch_id: int, user: Viewer, s: DB, state: Annotated[JobStateName | None, Query()] = None,
-               q: Annotated[str | None, Query(max_length=200)] = None, after: int | None = None,
-               before: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50):
+               q: Annotated[str | None, Query(max_length=200)] = None, after: Cursor = None,
+               before: Cursor = None, limit: Annotated[int, Query(ge=1, le=500)] = 50):
     _batch(s, batch_id)
     return queries.list_jobs(s, batch_id=batch_id, state=state or None, q=q or None, after=after, before=before,
                              limit=limit)
@@ -230,6 +245,28 @@ def cancel_batch(request: Request, batch_id: int, user: Operator):
     return actions.cancel_batch(batch_id, engine=request.app.state.engine, actor=user.name)
 
 
+@router.get("/api/failed", tags=["jobs"],
+            summary="Failed and dead jobs of every batch (optionally one error code), counts by code; keyset after=id")
+def failed(user: Viewer, s: DB, code: Annotated[str | None, Query(max_length=64)] = None, after: Cursor = None,
+           limit: Annotated[int, Query(ge=1, le=500)] = 50):
+    return queries.list_jobs(s, states=queries.RETRYABLE_STATES, error_code=code, after=after, limit=limit) | {
+        "by_code": queries.failed_by_code(s)}
+
+
+class RetryEverywhere(BaseModel):
+    expected_count: int | None = Field(None, description="the count the user confirmed; 409 if it changed")
+    code: str | None = Field(None, max_length=64, description="only the failed jobs with this error code")
+
+
+@router.post("/api/failed/retry", tags=["actions"],
+             summary="Retry every failed or dead job of every batch, or those with one error code (chain checked "
+                     "first; operator)")
+def retry_failed_everywhere(request: Request, user: Operator, body: RetryEverywhere | None = None):
+    body = body or RetryEverywhere()
+    return actions.retry_failed_everywhere(**_ctx(request), actor=user.name, error_code=body.code,
+                                           expected_count=body.expected_count)
+
+
 @router.get("/api/jobs/{job_id}", tags=["jobs"],
             summary="One job: row, state history, transaction attempts, receipt, event, decoded error")
 def job(job_id: int, user: Viewer, s: DB):
@@ -240,7 +277,7 @@ def job(job_id: int, user: Viewer, s: DB):
 
 
 class RetrySelected(BaseModel):
-    job_ids: list[int] = Field(..., min_length=1, max_length=10_000)
+    job_ids: list[RowId] = Field(..., min_length=1, max_length=10_000)
 
 
 @router.post("/api/jobs/retry", tags=["actions"], summary="Retry selected jobs (chain checked first; operator)")
@@ -257,7 +294,7 @@ def retry_one(request: Request, job_id: int, user: Operator, s: DB):
 
 @router.get("/api/search", tags=["jobs"],
             summary="Find jobs by student id, wallet, fingerprint, credential id, job id, transaction hash, error code")
-def search(user: Viewer, s: DB, q: Annotated[str, Query(min_length=1, max_length=200)], after: int | None = None):
+def search(user: Viewer, s: DB, q: Annotated[str, Query(min_length=1, max_length=200)], after: Cursor = None):
     return queries.list_jobs(s, q=q, after=after)
 
 
@@ -343,7 +380,7 @@ def upload_discard(request: Request, token: str, user: Operator):
 
 # ---- audit -------------------------------------------------------------------------------------------
 @router.get("/api/audit", tags=["audit"], summary="The audit log, newest first (keyset: before=id)")
-def audit_log(user: Viewer, s: DB, before: int | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50):
+def audit_log(user: Viewer, s: DB, before: Cursor = None, limit: Annotated[int, Query(ge=1, le=500)] = 50):
     return audit.entries(s, before=before, limit=limit)
 
 

@@ -14,6 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from blockproof.rpc import Rpc
 from blockproof.settings import Settings, get_settings
+from blockproof.verify import ChainClock
 from web.auth import LoginRequired, resolve_credentials
 from web.facts import Facts
 from web.limits import BodyLimit, SecurityHeaders
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
     app.state.credentials = credentials
     app.state.rpc = Rpc(settings.rpc_url, min(settings.rpc_timeout_seconds, 5.0))
     app.state.facts = Facts(settings, app.state.rpc)
+    app.state.chain_clock = ChainClock(ttl=1.0)
     app.state.uploads = UploadStore()
     app.state.renderer = Renderer(HERE / "templates")
     app.state.metrics_registry = registry_for(engine, app.state.facts)

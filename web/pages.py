@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from models.states import JobState
 from web import actions, api, audit, auth, panels, queries
-from web.api import DB, Operator, Viewer
+from web.api import DB, Cursor, Operator, RowId, Viewer
 
 router = APIRouter(include_in_schema=False)
 STATES = [s.value for s in JobState]
@@ -70,16 +70,14 @@ def dashboard(request: Request, user: Viewer, s: DB):
 
 # ---- batches ----------------------------------------------------------------------------------------
 @router.get("/batches")
-def batches(request: Request, user: Viewer, s: DB, before: int | None = None):
+def batches(request: Request, user: Viewer, s: DB, before: Cursor = None):
     data = queries.list_batches(s, before=before)
     ids = ",".join(str(b["id"]) for b in data["batches"])
     return _page(request, "batches.html", title="Batches", data=data, poll_url=f"/api/live?batches={ids}")
 
 
 def _batch_or_404(s: Session, batch_id: int):
-    from models.tables import Batch
-
-    batch = s.get(Batch, batch_id)
+    batch = queries.get_batch(s, batch_id)
     if batch is None:
         raise HTTPException(404, f"batch {batch_id} does not exist")
     return batch
@@ -88,7 +86,7 @@ def _batch_or_404(s: Session, batch_id: int):
 @router.get("/batches/{batch_id}")
 def batch(request: Request, batch_id: int, user: Viewer, s: DB,
           state: Annotated[str | None, Query(max_length=16)] = None, q: Annotated[str | None, Query(max_length=200)] = None,
-          after: int | None = None, before: int | None = None):
+          after: Cursor = None, before: Cursor = None):
     b = _batch_or_404(s, batch_id)
     state = state if state in STATES else None
     summary = queries.batch_summary(s, b)
@@ -134,8 +132,9 @@ def _retry_message(result: dict) -> str:
 
 
 @router.post("/batches/{batch_id}/retry-selected")
-def retry_selected(request: Request, batch_id: int, user: Operator,
-                   job_ids: Annotated[list[int], Form(max_length=10_000)] = (), confirmed: Annotated[str, Form()] = ""):
+def retry_selected(request: Request, batch_id: int, user: Operator, s: DB,
+                   job_ids: Annotated[list[RowId], Form(max_length=10_000)] = (), confirmed: Annotated[str, Form()] = ""):
+    _batch_or_404(s, batch_id)
     ids = list(dict.fromkeys(job_ids))
     if not ids:
         _flash(request, "Select at least one job to retry.", "error")
@@ -197,12 +196,69 @@ def retry_job(request: Request, job_id: int, user: Operator, s: DB):
     return RedirectResponse(f"/jobs/{job_id}", 303)
 
 
+# ---- failed jobs of every batch ---------------------------------------------------------------------
+@router.get("/failed")
+def failed(request: Request, user: Viewer, s: DB, code: Annotated[str | None, Query(max_length=64)] = None,
+           after: Cursor = None):
+    page = queries.list_jobs(s, states=queries.RETRYABLE_STATES, error_code=code, after=after)
+    by_code = queries.failed_by_code(s)
+    total = sum(c["count"] for c in by_code)
+    shown = total if code is None else next((c["count"] for c in by_code if c["code"] == code), 0)
+    ids = ",".join(str(j["id"]) for j in page["jobs"])
+    return _page(request, "failed.html", title="Failed jobs", page=page, by_code=by_code, total=total, shown=shown,
+                 code=code, query={"code": code} if code is not None else {}, urlencode=urlencode,
+                 poll_url=f"/api/live?jobs={ids}")
+
+
+@router.get("/failed/retry")
+def retry_everywhere_confirm(request: Request, user: Viewer, s: DB,
+                             code: Annotated[str | None, Query(max_length=64)] = None):
+    count = len(queries.failed_ids(s, error_code=code))
+    which = f" with error {code}" if code is not None else " of every batch"
+    fields = {"expected_count": count} | ({"code": code} if code is not None else {})
+    back = "/failed" + (f"?{urlencode({'code': code})}" if code is not None else "")
+    return _page(request, "confirm.html", title="Confirm retry", count=count,
+                 question=f"Retry {count} failed job{'s' if count != 1 else ''}{which}?", action="/failed/retry",
+                 fields=fields, cancel=back)
+
+
+@router.post("/failed/retry")
+def retry_everywhere(request: Request, user: Operator, expected_count: Annotated[int, Form()],
+                     code: Annotated[str | None, Form(max_length=64)] = None):
+    try:
+        result = actions.retry_failed_everywhere(**api._ctx(request), actor=user.name, error_code=code,
+                                                 expected_count=expected_count)
+    except actions.Conflict as exc:
+        _flash(request, str(exc), "error")
+        return RedirectResponse("/failed/retry" + (f"?{urlencode({'code': code})}" if code is not None else ""), 303)
+    _flash(request, _retry_message(result))
+    return RedirectResponse("/failed", 303)
+
+
+@router.post("/failed/retry-selected")
+def retry_selected_everywhere(request: Request, user: Operator,
+                              job_ids: Annotated[list[RowId], Form(max_length=10_000)] = (),
+                              confirmed: Annotated[str, Form()] = ""):
+    ids = list(dict.fromkeys(job_ids))
+    if not ids:
+        _flash(request, "Select at least one job to retry.", "error")
+        return RedirectResponse("/failed", 303)
+    if confirmed != "yes":
+        return _page(request, "confirm.html", title="Confirm retry", count=len(ids),
+                     question=f"Retry {len(ids)} selected job{'s' if len(ids) != 1 else ''}?",
+                     action="/failed/retry-selected", fields={"confirmed": "yes"}, job_ids=ids, cancel="/failed")
+    result = actions.retry(ids, **api._ctx(request), actor=user.name, scope=f"{len(ids)} selected jobs")
+    _flash(request, _retry_message(result))
+    return RedirectResponse("/failed", 303)
+
+
 @router.get("/search")
 def search(request: Request, user: Viewer, s: DB, q: Annotated[str, Query(max_length=200)] = "",
-           after: int | None = None):
+           after: Cursor = None):
     q = q.strip()
     page = queries.list_jobs(s, q=q, after=after) if q else {"jobs": [], "next_after": None, "prev_before": None}
-    return _page(request, "search.html", title="Search", q=q, page=page, urlencode=urlencode)
+    return _page(request, "search.html", title="Search", q=q, page=page, urlencode=urlencode,
+                 poll_url="/api/live?jobs=" + ",".join(str(j["id"]) for j in page["jobs"]) if page["jobs"] else None)
 
 
 # ---- credentials ------------------------------------------------------------------------------------
@@ -215,23 +271,35 @@ def credential_lookup(request: Request, user: Viewer, id: Annotated[str, Query(m
 
 @router.get("/credentials/{credential_id}")
 async def credential(request: Request, credential_id: int, user: Viewer, s: DB):
-    error = None
+    error, status = None, 200
     try:
         c = await api._status(request, credential_id, None)
     except HTTPException as exc:
-        c, error = None, exc.detail
-    from sqlalchemy import select
-
-    from models.tables import Job
-
-    jobs = [queries.job_row(j) for j in s.execute(select(Job).where(Job.credential_id == credential_id)
-                                                  .order_by(Job.id)).scalars()]
-    return _page(request, "credential.html", title=f"Credential {credential_id}", c=c, credential_id=credential_id,
-                 error=error, jobs=jobs, poll_url="/api/live?jobs=" + ",".join(str(j["id"]) for j in jobs))
+        c, error, status = None, exc.detail, exc.status_code
+    if c is not None and not c["exists"]:
+        c, error, status = None, c["reason"], 404
+    facts = queries.credential_facts(s, credential_id)
+    return request.app.state.renderer.page(request, "credential.html", {
+        "title": f"Credential {credential_id}", "c": c, "credential_id": credential_id, "error": error,
+        "jobs": facts["jobs"], "issued": facts["issued"], "revocation": facts["revocation"],
+        "poll_url": "/api/live?jobs=" + ",".join(str(j["id"]) for j in facts["jobs"])}, status=status)
 
 
 @router.post("/credentials/{credential_id}/revoke")
-def revoke(request: Request, credential_id: int, user: Operator, reason: Annotated[str, Form(max_length=500)]):
+def revoke(request: Request, credential_id: int, user: Operator, s: DB, reason: Annotated[str, Form(max_length=500)],
+           confirmed: Annotated[str, Form()] = ""):
+    if queries.credential_facts(s, credential_id)["issued"] is None:
+        raise HTTPException(404, f"credential {credential_id} is not a credential this system has seen on chain")
+    if confirmed != "yes":  # a revocation cannot be undone: say what will happen and ask once more
+        if not reason.strip():
+            _flash(request, "Not revoked: give the reason (it is recorded with the revocation).", "error")
+            return RedirectResponse(f"/credentials/{credential_id}", 303)
+        return _page(request, "confirm.html", title="Confirm revocation", count=1,
+                     question=f"Revoke credential {credential_id}?",
+                     note=f"Reason: “{reason.strip()}”. A revocation cannot be undone: once it is on chain, every "
+                          "verifier is told this credential is revoked.",
+                     button="Revoke credential", danger=True, action=f"/credentials/{credential_id}/revoke",
+                     fields={"reason": reason.strip(), "confirmed": "yes"}, cancel=f"/credentials/{credential_id}")
     result = actions.revoke_credential(credential_id, reason, **api._ctx(request), actor=user.name)
     if result["errors"]:
         _flash(request, f"Not revoked: credential {credential_id} {result['errors'][0]['reason']}.", "error")
@@ -318,6 +386,6 @@ def upload_discard(request: Request, token: str, user: Operator):
 
 # ---- audit ----------------------------------------------------------------------------------------
 @router.get("/audit")
-def audit_page(request: Request, user: Viewer, s: DB, before: int | None = None):
+def audit_page(request: Request, user: Viewer, s: DB, before: Cursor = None):
     return _page(request, "audit.html", title="Audit log", data=audit.entries(s, before=before))
 

@@ -9,6 +9,8 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from blockproof import status
+from blockproof.verify import CREDENTIAL_ID_MAX
+from models.ids import ROW_ID_MAX, is_row_id  # noqa: F401
 from models.states import RETRYABLE_BY_PERSON, JobState, utcnow
 from models.tables import Batch, ChainTransaction, CredentialEvent, Job, JobTransition, RevocationEvent, TxAttempt
 
@@ -16,6 +18,15 @@ PAGE_SIZE = 50
 HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 RETRYABLE_STATES = [s.value for s in RETRYABLE_BY_PERSON]
+
+
+def row_ids(text: str, *, limit: int) -> list[int]:
+    """The ids of a comma-separated list ("3,17,42"); anything that cannot be a row id is left out."""
+    return [int(x) for x in text.split(",") if x.strip().isdigit() and is_row_id(int(x))][:limit]
+
+
+def get_batch(session: Session, batch_id: int) -> Batch | None:
+    return session.get(Batch, batch_id) if is_row_id(batch_id) else None
 
 
 def job_row(job: Job) -> dict:
@@ -27,9 +38,12 @@ def job_row(job: Job) -> dict:
 
 
 def search_condition(q: str, *, with_text: bool):
-    """Match a student id, wallet, fingerprint, credential id, job id, transaction hash or error."""
+    """Match a student id, a part of a student's name, wallet, fingerprint, credential id, job id, transaction hash
+    or error."""
     q = q.strip()
     conditions = [Job.student_id == q, Job.error_code == q]
+    if len(q) >= 2 and not (HASH.match(q) or ADDRESS.match(q) or q.isdigit()):
+        conditions.append(Job.student_name.icontains(q, autoescape=True))
     if HASH.match(q):
         conditions += [Job.fingerprint == q.lower(), Job.tx_hash == q.lower()]
         tx_ids = select(TxAttempt.transaction_id).where(TxAttempt.tx_hash == q.lower())
@@ -39,20 +53,27 @@ def search_condition(q: str, *, with_text: bool):
 
         conditions.append(Job.student_wallet.in_({q, to_checksum(q[2:].lower())}))
     if q.isdigit() and len(q) < 19:
-        conditions += [Job.credential_id == int(q), Job.id == int(q)]
+        conditions.append(Job.credential_id == int(q))
+        if is_row_id(int(q)):
+            conditions.append(Job.id == int(q))
     if with_text and len(q) >= 3:
         conditions.append(Job.error_message.contains(q, autoescape=True))
     return or_(*conditions)
 
 
 def list_jobs(session: Session, *, batch_id: int | None = None, state: str | None = None, q: str | None = None,
-              after: int | None = None, before: int | None = None, limit: int = PAGE_SIZE) -> dict:
+              after: int | None = None, before: int | None = None, limit: int = PAGE_SIZE,
+              states: list[str] | None = None, error_code: str | None = None) -> dict:
     """A page of jobs in id order, by keyset (after / before an id): fast at any depth of a 100,000-job batch."""
     filters = []
     if batch_id is not None:
         filters.append(Job.batch_id == batch_id)
     if state:
         filters.append(Job.state == state)
+    if states:
+        filters.append(Job.state.in_(states))
+    if error_code is not None:
+        filters.append(Job.error_code == error_code)
     if q:
         # free-text error search only inside one batch (bounded scan); everything else is an indexed equality
         filters.append(search_condition(q, with_text=batch_id is not None))
@@ -72,6 +93,20 @@ def list_jobs(session: Session, *, batch_id: int | None = None, state: str | Non
     return {"jobs": [job_row(j) for j in rows],
             "next_after": rows[-1].id if rows and has_next else None,
             "prev_before": rows[0].id if rows and has_prev else None}
+
+
+def failed_by_code(session: Session) -> list[dict]:
+    """Failed and dead jobs of every batch, counted by error code, most first."""
+    rows = session.execute(select(Job.error_code, func.count()).where(Job.state.in_(RETRYABLE_STATES))
+                           .group_by(Job.error_code)).all()
+    return [{"code": code, "count": n} for code, n in sorted(rows, key=lambda r: (-r[1], r[0]))]
+
+
+def failed_ids(session: Session, *, error_code: str | None = None) -> list[int]:
+    query = select(Job.id).where(Job.state.in_(RETRYABLE_STATES))
+    if error_code is not None:
+        query = query.where(Job.error_code == error_code)
+    return list(session.execute(query.order_by(Job.id)).scalars())
 
 
 def list_batches(session: Session, *, before: int | None = None, limit: int = 20) -> dict:
@@ -108,7 +143,7 @@ def _tx(tx: ChainTransaction, attempts: list[TxAttempt]) -> dict:
 
 
 def job_detail(session: Session, job_id: int) -> dict | None:
-    job = session.get(Job, job_id)
+    job = session.get(Job, job_id) if is_row_id(job_id) else None
     if job is None:
         return None
     out = job_row(job) | {
@@ -157,6 +192,31 @@ def job_detail(session: Session, job_id: int) -> dict | None:
     out["can_revoke"] = (job.kind == "issue" and job.state == JobState.CONFIRMED.value and event is not None
                          and not event.revoked and not out["revoke_jobs"])
     return out
+
+
+def credential_facts(session: Session, credential_id: int) -> dict:
+    """What this database knows besides the verify answer: the jobs that issued or revoke the credential, the
+    transaction it was issued in, and its revocation (reason, who asked and when, when the chain recorded it)."""
+    if not 1 <= credential_id <= CREDENTIAL_ID_MAX:
+        return {"jobs": [], "issued": None, "revocation": None}
+    jobs = list(session.execute(select(Job).where(Job.credential_id == credential_id).order_by(Job.id)).scalars())
+    event = session.execute(select(CredentialEvent).where(CredentialEvent.credential_id == credential_id)
+                            .limit(1)).scalars().first()
+    revoke_job = next((j for j in jobs if j.kind == "revoke"), None)
+    on_chain = session.execute(select(RevocationEvent).where(RevocationEvent.credential_id == credential_id)
+                               .order_by(RevocationEvent.block_number.desc()).limit(1)).scalars().first()
+    revocation = None
+    if revoke_job is not None or on_chain is not None:
+        batch = session.get(Batch, revoke_job.batch_id) if revoke_job is not None else None
+        revocation = {"reason": revoke_job.revocation_reason if revoke_job else None,
+                      "requested_at": revoke_job.created_at.isoformat() if revoke_job else None,
+                      "requested_by": batch.created_by if batch else None,
+                      "job_id": revoke_job.id if revoke_job else None,
+                      "state": revoke_job.state if revoke_job else None,
+                      "revoked_at": on_chain.revoked_at if on_chain else None,
+                      "tx_hash": on_chain.tx_hash if on_chain else None}
+    return {"jobs": [job_row(j) for j in jobs], "revocation": revocation,
+            "issued": {"tx_hash": event.tx_hash, "block_number": event.block_number} if event else None}
 
 
 def throughput(session: Session, *, minutes: int = 5) -> dict:

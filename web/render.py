@@ -2,7 +2,7 @@
 (user, CSRF token, alert banners)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from fastapi import Request
@@ -26,6 +26,11 @@ def when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def unix(seconds) -> str:
+    """A chain timestamp (seconds since 1970, UTC)."""
+    return "" if not seconds else datetime.fromtimestamp(int(seconds), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def eth(wei) -> str:
     return "" if wei is None else f"{int(wei) / 10**18:,.6f} ETH"
 
@@ -42,7 +47,7 @@ class Renderer:
     def __init__(self, directory: Path):
         self.env = Environment(loader=FileSystemLoader(str(directory)), autoescape=True,
                                trim_blocks=True, lstrip_blocks=True)
-        self.env.filters.update(short=short, when=when, eth=eth, gwei=gwei, number=number)
+        self.env.filters.update(short=short, when=when, unix=unix, eth=eth, gwei=gwei, number=number)
 
     def page(self, request: Request, name: str, context: dict, *, status: int = 200) -> HTMLResponse:
         try:

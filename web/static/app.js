@@ -9,6 +9,32 @@
     return path.split(".").reduce(function (o, k) { return o == null ? undefined : o[k]; }, obj);
   }
 
+  function link(href, text, title, className) {
+    var a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    if (title) a.title = title;
+    if (className) a.className = className;
+    return a;
+  }
+
+  function shortHash(h) { return h.length > 17 ? h.slice(0, 10) + "\u2026" + h.slice(-6) : h; }
+
+  function linkValue(el) {
+    var a = el.querySelector("a");
+    return a ? (a.title || a.textContent.trim()) : el.textContent.trim();
+  }
+
+  // the same markup as the templates' macros: a credential links to its page, a hash to the search for it
+  var LIVE_CELLS = [
+    { attr: "data-job-credential", field: "credential_id", current: linkValue,
+      render: function (v) { return link("/credentials/" + encodeURIComponent(v), v); } },
+    { attr: "data-job-tx", field: "tx_hash", current: linkValue,
+      render: function (v) { return link("/search?q=" + encodeURIComponent(v), shortHash(v), v, "mono"); } },
+    { attr: "data-job-error", field: "error_message", current: function (el) { return el.textContent.trim(); },
+      render: function (v) { return document.createTextNode(v); } }
+  ];
+
   function renderAlerts(alerts) {
     var box = document.getElementById("alerts");
     if (!box || !alerts) return;
@@ -34,24 +60,27 @@
       var v = get(data, el.getAttribute("data-live-width"));
       if (typeof v === "number") el.style.width = v + "%";
     });
+    // an element shown only while its number is above zero (e.g. "Retry all N failed…")
+    document.querySelectorAll("[data-live-show]").forEach(function (el) {
+      var v = get(data, el.getAttribute("data-live-show"));
+      if (typeof v === "number") el.hidden = v <= 0;
+    });
     if (data.jobs) {
       document.querySelectorAll("[data-job-state]").forEach(function (el) {
         var job = data.jobs[el.getAttribute("data-job-state")];
         if (job) { el.textContent = job.state; el.className = "state state-" + job.state; }
       });
-      // credential, transaction and error cells of rows whose content changed since the page was rendered
-      [["data-job-credential", "credential_id"], ["data-job-tx", "tx_hash"], ["data-job-error", "error_message"]]
-        .forEach(function (pair) {
-          document.querySelectorAll("[" + pair[0] + "]").forEach(function (el) {
-            var job = data.jobs[el.getAttribute(pair[0])];
-            if (!job) return;
-            var v = job[pair[1]] == null ? "" : String(job[pair[1]]);
-            if (el.textContent.trim() !== v && !(pair[1] === "tx_hash" && v && el.title === v)) {
-              if (pair[1] === "tx_hash" && v) { el.title = v; el.textContent = v.slice(0, 10) + "…" + v.slice(-6); }
-              else el.textContent = v;
-            }
-          });
+      // credential, transaction and error cells: rebuilt (links included) when their value changed
+      LIVE_CELLS.forEach(function (cell) {
+        document.querySelectorAll("[" + cell.attr + "]").forEach(function (el) {
+          var job = data.jobs[el.getAttribute(cell.attr)];
+          if (!job) return;
+          var v = job[cell.field] == null ? "" : String(job[cell.field]);
+          if (cell.current(el) === v) return;
+          el.textContent = "";
+          if (v) el.appendChild(cell.render(v));
         });
+      });
     }
     var status = document.getElementById("live-status");
     if (status) status.textContent = "updated " + new Date().toLocaleTimeString();
