@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     viewer_password: SecretStr | None = Field(None, description="password of the 'viewer' user")
     production: bool = Field(False, description="refuse default secrets and passwords")
     max_upload_mb: int = Field(50, description="largest CSV accepted by the web upload")
+    upload_staging_dir: Path = Field(
+        Path("var/uploads"), description="web uploads waiting for their commit (one folder per token); give each "
+        "instance its own")
 
     def resolved_document_base_uri(self) -> str:
         if self.document_base_uri:
