@@ -39,7 +39,7 @@ from producers import documents
 from producers.chain_checks import FINGERPRINT_USED, Preflight, preflight, used_on_chain  # noqa: F401
 from producers.records import RowError
 from producers.staging import StagedRows
-from producers.validation import iter_validated_chunks
+from producers.validation import DateReadings, iter_validated_chunks
 
 MAX_KEPT_ERRORS = 100_000   # row errors kept for the report; the counts stay exact beyond it
 MAX_KEPT_SKIPPED = 10_000   # skipped rows (uploaded before / on chain) listed in the report
@@ -111,9 +111,11 @@ def plan(source, *, filename: str, institution: str | None, settings: Settings, 
     rpc = Rpc(settings.rpc_url, settings.rpc_timeout_seconds) if check_chain and settings.vault_address else None
     if check_chain and not settings.vault_address:
         report.warnings.append("No contract address configured: rows were not checked against the chain.")
+    readings = DateReadings()
     try:
         with session_scope(engine) as s:
             for chunk in iter_validated_chunks(source, institution=institution):
+                readings.add(chunk.readings)
                 report.total_rows += chunk.data_rows
                 report.error_count += len(chunk.errors)
                 report.invalid += len({e.line for e in chunk.errors})
@@ -133,6 +135,7 @@ def plan(source, *, filename: str, institution: str | None, settings: Settings, 
                 if progress:
                     progress("checked", report.total_rows, 0)
         report.new = staged.count
+        report.warnings[:0] = readings.warnings()
         if rpc is not None:
             _preflight(report, staged, rpc, settings)
     except BaseException:

@@ -11,6 +11,8 @@ from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import utcnow
 from models.tables import Batch, SignerState
+from producers.csv_reader import read_original_rows
+from producers.error_report import write_error_report
 from producers.records import CsvFileError, RowError
 from producers.retry import retry_jobs, retryable_ids
 from producers.revocations import RevocationRequest, revoke
@@ -46,9 +48,12 @@ def preview_upload(store: UploadStore, token: str, *, settings: Settings, engine
         _close(rows)
         meta["report"] = _report_dict(report)
         meta["file_error"] = None
+        originals = read_original_rows(str(path), {e.line for e in report.errors}) if report.errors else {}
+        write_error_report(report.errors, store.errors_path(token), original_rows=originals)
     except CsvFileError as exc:
         meta["report"] = None
         meta["file_error"] = exc.message
+        write_error_report([], store.errors_path(token), file_error=exc.message)
     meta["institution"] = institution or None
     store.write_meta(token, meta)
     return upload_view(token, meta)

@@ -51,6 +51,11 @@ class UploadStore:
         d = self._dir(token)
         return d / "upload.csv" if d and (d / "upload.csv").exists() else None
 
+    def errors_path(self, token: str) -> Path | None:
+        """Where the token's error CSV (with each row's original columns) is kept, also after the commit."""
+        d = self._dir(token)
+        return d / "errors.csv" if d else None
+
     def meta(self, token: str) -> dict | None:
         d = self._dir(token)
         if d is None or not (d / "meta.json").exists():
