@@ -88,7 +88,8 @@ def commit_upload(store: UploadStore, token: str, *, settings: Settings, engine,
                     created_by=actor, **extra)
     meta["report"] = _report_dict(report)
     meta["committed"] = {"batch_id": report.batch_id, "batch_ids": getattr(report, "batch_ids", None) or (
-        [report.batch_id] if report.batch_id else []), "queued": report.queued, "rejected": report.rejected,
+        [report.batch_id] if report.batch_id else []), "queued": report.queued, "requeued": report.requeued,
+        "rejected": report.rejected,
         "rejected_reason": getattr(report, "rejected_reason", "")}
     store.write_meta(token, meta)
     store.drop_file(token)
