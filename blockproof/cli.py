@@ -31,8 +31,7 @@ def cmd_upload(args) -> int:
     from producers.upload import commit, plan
 
     if not Path(args.file).is_file():
-        _err(f"error: {args.file} does not exist or is not a file")
-        return EXIT_USAGE
+        return _file_error(args, f"{args.file} does not exist or is not a file", EXIT_USAGE)
     settings, engine = _context()
     progress = ProgressLine()
     report = None
@@ -47,23 +46,45 @@ def cmd_upload(args) -> int:
                             queue_while_blocked=args.queue_while_blocked, progress=progress)
     except CsvFileError as exc:
         progress.clear()
-        _err(f"error: {exc}")
-        return EXIT_INVALID
+        return _file_error(args, str(exc), EXIT_INVALID)
     except KeyboardInterrupt:
         progress.clear()
         _err("interrupted: " + (report.warnings[-1] if report and report.warnings and "requeue" in report.warnings[-1]
                                 else "nothing was written"))
+        _json_error(args, "interrupted", report)
         return 130
     except Exception as exc:  # database, broker: say what happened, and how to finish the job
         progress.clear()
         hint = report.warnings[-1] if report and report.warnings and "requeue" in report.warnings[-1] else ""
         _err(f"error: {exc.__class__.__name__}: {exc}" + (f"\n{hint}" if hint else ""))
+        _json_error(args, f"{exc.__class__.__name__}: {exc}", report)
         return EXIT_ERROR
     progress.clear()
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     print_upload_summary(report)
     return upload_exit_code(report)
+
+
+def _json_error(args, message: str, report=None) -> None:
+    """With --json, a failure is a JSON object on stdout too: the report so far (if any) and the error."""
+    if getattr(args, "json", False):
+        from pathlib import Path
+
+        out = report.as_dict() if report is not None else {"filename": Path(args.file).name, "written": 0, "queued": 0}
+        print(json.dumps(out | {"error": message}, indent=2))
+
+
+def _file_error(args, message: str, code: int) -> int:
+    """The file cannot be read at all: say so on stderr, in --json and in --errors-out."""
+    from producers.error_report import write_error_report
+
+    _err(f"error: {message}")
+    if getattr(args, "errors_out", None):
+        write_error_report([], args.errors_out, file_error=message)
+        _err(f"the error is written to {args.errors_out}")
+    _json_error(args, message)
+    return code
 
 
 def _write_errors(source, errors, out) -> None:
@@ -174,8 +195,7 @@ def cmd_revoke(args) -> int:
         _err("error: --reason is required when revoking one credential")
         return EXIT_USAGE
     if args.file is not None and not Path(args.file).is_file():
-        _err(f"error: {args.file} does not exist or is not a file")
-        return EXIT_USAGE
+        return _file_error(args, f"{args.file} does not exist or is not a file", EXIT_USAGE)
     settings, engine = _context()
     try:
         if args.file is not None:
@@ -185,8 +205,7 @@ def cmd_revoke(args) -> int:
             report = revoke([RevocationRequest(line=1, reason=args.reason, credential_id=args.credential)],
                             settings=settings, engine=engine, dry_run=args.dry_run)
     except CsvFileError as exc:
-        _err(f"error: {exc}")
-        return EXIT_INVALID
+        return _file_error(args, str(exc), EXIT_INVALID)
     if args.errors_out and args.file is not None:
         _write_errors(args.file, report.errors, args.errors_out)
     if args.json:

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
         "", description="public URI prefix of document_dir (default: file:// URI of document_dir)"
     )
 
+    stalled_upload_seconds: float = Field(
+        600.0, description="an upload whose jobs are still unpublished (validated) this long after it wrote them is "
+        "taken as stopped: the signer publishes them, and the next upload removes its staging folders")
+
     # signer tunables
     batch_size: int = Field(250, description="most credentials packed into one batch transaction (the gas budget usually decides first)")
     max_in_flight: int = Field(10, description="batch transactions sent but not yet mined, per key (a deep queue outruns its fee caps as the base fee rises)")
@@ -82,6 +86,9 @@ class Settings(BaseSettings):
     viewer_password: SecretStr | None = Field(None, description="password of the 'viewer' user")
     production: bool = Field(False, description="refuse default secrets and passwords")
     max_upload_mb: int = Field(50, description="largest CSV accepted by the web upload")
+    upload_staging_dir: Path = Field(
+        Path("var/uploads"), description="web uploads waiting for their commit (one folder per token); give each "
+        "instance its own")
 
     def resolved_document_base_uri(self) -> str:
         if self.document_base_uri:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_abi import decode
+from eth_abi import decode, encode
 from eth_account import Account
 
 from blockproof import vault
 from blockproof.errors import RpcError, RpcUnavailable
 from blockproof.rpc import Rpc
 from blockproof.settings import Settings
+from contracts.errors import decode_revert
 from workers.signer.simulate import simulate_many
 
 FINGERPRINT_USED = "fingerprintUsed(bytes32)"
+GET_INSTITUTION = "getInstitution(address)"
+INSTITUTION_NOT_FOUND = "InstitutionNotFound(address)"
 CALLS_PER_REQUEST = 1000
 
 
@@ -103,13 +106,36 @@ def signer_address(settings: Settings) -> str | None:
     return Account.from_key(key).address if key else None
 
 
+def institution_registered(rpc: Rpc, vault_address: str, institution: str) -> bool | None:
+    """``getInstitution(institution).exists``; None when the contract's answer cannot be read (the simulation
+    then decides). RpcUnavailable when the node cannot be reached."""
+    try:
+        reply = rpc.call("eth_call", {"to": vault_address, "data": vault.calldata(GET_INSTITUTION, institution)},
+                         "latest")
+    except RpcError:
+        return None
+    try:
+        return bool(decode(["(string,bool,bool,uint64,uint64)"], bytes.fromhex(reply[2:]))[0][1])
+    except Exception:  # not the interface's struct: leave the answer to the simulation
+        return None
+
+
+def _not_registered(institution: str, sender: str) -> Preflight:
+    error = decode_revert(vault.selector(INSTITUTION_NOT_FOUND) + encode(["address"], [institution]))
+    return Preflight(institution, sender, False, error.name, error.message)
+
+
 def preflight(rpc: Rpc, settings: Settings, row: dict) -> Preflight:
     """Simulate ``issueCredential`` for ``row`` (a validated row) as the signer would send it.
 
+    The institution's existence is asked first: a contract may check the sender's permission before
+    existence (the interface-only one does), and "not a controller" would send the operator the wrong way.
     Raises RpcUnavailable / RpcError when the node cannot be asked. A revert that concerns the row
     itself (e.g. its fingerprint was used in the meantime) is not a file-level problem: ok=True.
     """
     sender = signer_address(settings) or row["institution"]
+    if institution_registered(rpc, settings.vault_address, row["institution"]) is False:
+        return _not_registered(row["institution"], sender)
     item = vault.IssueItem(student_wallet=row["student_wallet"], fingerprint=bytes.fromhex(row["fingerprint"][2:]),
                            metadata_uri=f"{int(row['line'])}.json", payload_uri="", expires_at=int(row["expires_at"]))
     data = vault.issue_single(row["institution"], settings.resolved_document_base_uri() + "preflight/", item)

@@ -81,9 +81,10 @@ _NUMERIC = [  # (pattern, group order as (year, month, day))
 ]
 _DAY_MONTH = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?\.?[\s-]+([a-z]+)\.?,?[\s-]+(\d{4})\Z", re.I)
 _MONTH_DAY = re.compile(r"([a-z]+)\.?[\s-]+(\d{1,2})(?:st|nd|rd|th)?,?[\s-]+(\d{4})\Z", re.I)
-_AMBIGUOUS = re.compile(r"\d{1,2}[/-]\d{1,2}[/-]\d{2,4}\Z")
+_SLASHED = re.compile(r"(\d{1,2})([/-])(\d{1,2})\2(\d{2,4})\Z")  # NN/NN/YYYY or NN-NN-YYYY: which is the month?
 NOT_A_DATE = "is not a date; use YYYY-MM-DD"
-AMBIGUOUS = "is ambiguous (day/month or month/day?); use YYYY-MM-DD"
+NOT_REAL = "is not a real date"
+DAY_FIRST, MONTH_FIRST = "day/month/year", "month/day/year"
 
 
 def to_checksum(body: str) -> str:
@@ -105,22 +106,60 @@ def check_address(value: str) -> tuple[str | None, str | None]:
     return checksummed, None
 
 
+def _slashed(first: int, second: int, year: str) -> tuple[tuple | None, str | None, str]:
+    """((year, month, day), None, reading) or (None, reason, "") for NN/NN/YYYY. A number above 12 cannot be the
+    month, so then only one reading is possible and it is taken (``reading`` names it); when both could be the
+    month and the readings differ, the date is ambiguous."""
+    if len(year) != 4:
+        return None, ("has a two-digit year (which century?); use YYYY-MM-DD" if len(year) == 2 else NOT_A_DATE), ""
+    y = int(year)
+    if 0 in (first, second):
+        return None, NOT_REAL, ""
+    if first > 12 and second > 12:
+        which = f"{first} cannot be a month" if first == second else f"neither {first} nor {second} can be a month"
+        return None, f"is not a valid date ({which}); use YYYY-MM-DD", ""
+    if first > 12:
+        return (y, second, first), None, DAY_FIRST
+    if second > 12:
+        return (y, first, second), None, MONTH_FIRST
+    if first == second:
+        return (y, first, first), None, ""
+    return None, (f"is ambiguous (day/month gives {y:04d}-{second:02d}-{first:02d}, month/day gives "
+                  f"{y:04d}-{first:02d}-{second:02d}); use YYYY-MM-DD"), ""
+
+
 @lru_cache(maxsize=65536)
-def parse_date(value: str) -> tuple[dt.date | None, str | None]:
-    """(date, None) or (None, reason) for the accepted date spellings."""
-    parts = None
+def read_date(value: str) -> tuple[dt.date | None, str | None, str]:
+    """(date, None, reading) or (None, reason, "") for the accepted date spellings; ``reading`` is DAY_FIRST or
+    MONTH_FIRST when a NN/NN/YYYY date was read the only way it can be read (the caller says so), else ""."""
+    parts, reading = None, ""
     for pattern, order in _NUMERIC:
         if m := pattern.match(value):
             parts = tuple(int(m.group(i)) for i in order)
     for pattern, (d, mo) in ((_DAY_MONTH, (1, 2)), (_MONTH_DAY, (2, 1))):
         if (m := pattern.match(value)) and m.group(mo).lower() in _MONTHS:
             parts = (int(m.group(3)), _MONTHS[m.group(mo).lower()], int(m.group(d)))
+    if parts is None and (m := _SLASHED.match(value)):
+        parts, reason, reading = _slashed(int(m.group(1)), int(m.group(3)), m.group(4))
+        if reason:
+            return None, reason, ""
     if parts is None:
-        return None, AMBIGUOUS if _AMBIGUOUS.match(value) else NOT_A_DATE
+        return None, NOT_A_DATE, ""
     try:
-        return dt.date(*parts), None
+        return dt.date(*parts), None, reading
     except ValueError:
-        return None, "is not a real date"
+        return None, NOT_REAL, ""
+
+
+def parse_date(value: str) -> tuple[dt.date | None, str | None]:
+    """(date, None) or (None, reason) for the accepted date spellings."""
+    date, reason, _ = read_date(value)
+    return date, reason
+
+
+def date_reading(value: str) -> str:
+    """DAY_FIRST / MONTH_FIRST when ``value`` is a valid NN/NN/YYYY date with one possible reading, else ""."""
+    return read_date(value)[2]
 
 
 def check_graduation_date(value: str, today: dt.date) -> tuple[str | None, str | None]:

@@ -54,6 +54,11 @@ def print_upload_summary(report) -> None:
         err(f"error: pre-flight ({problem['code']}): {problem['message']}")
     for warning in report.warnings:
         err(f"warning: {warning}")
+    waiting = getattr(report, "waiting", 0)
+    if waiting:
+        err(f"{waiting} earlier row(s) of this file were written by an upload that stopped before queueing them; "
+            + ("the commit queues them." if report.dry_run else
+               "nothing was queued (rejected)." if report.rejected else f"{report.requeued} queued now."))
     if report.dry_run:
         outcome = "dry run, nothing written"
     elif report.rejected:
@@ -63,6 +68,8 @@ def print_upload_summary(report) -> None:
         outcome = f"batch {batches}: {report.written} written, {report.queued} queued"
     else:
         outcome = "nothing new to queue"
+    if waiting and not report.dry_run and not report.rejected:
+        outcome += f"; {report.requeued} earlier row(s) queued again"
     err(f"{report.total_rows} rows: {report.new} new, {report.duplicate} uploaded before, "
         f"{report.already_issued} already on chain, {report.invalid} invalid ({outcome})")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -51,6 +52,29 @@ def write_staged(directory: Path, rows: pd.DataFrame) -> None:
         for f in [pool.submit(_write_many, str(directory), lines[i : i + step], documents[i : i + step])
                   for i in range(0, len(lines), step)]:
             f.result()
+
+
+def touch(root: Path, batch_id: int) -> None:
+    """Mark a staging directory as alive (a long upload touches each of its batches' directories per chunk)."""
+    os.utime(partial_dir(root, batch_id))
+
+
+def remove_stale_partials(root: Path, older_than_seconds: float, now: float | None = None) -> list[Path]:
+    """Remove staging directories untouched for longer than ``older_than_seconds``: an upload killed before its
+    commit leaves one behind, and with ids that are never reused (PostgreSQL) nobody else would remove it."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    cutoff = (time.time() if now is None else now) - older_than_seconds
+    removed = []
+    for directory in root.glob(".*.partial"):
+        try:
+            if directory.is_dir() and directory.stat().st_mtime < cutoff:
+                shutil.rmtree(directory, ignore_errors=True)
+                removed.append(directory)
+        except OSError:  # removed meanwhile by another upload
+            pass
+    return removed
 
 
 def publish(root: Path, batch_id: int) -> None:

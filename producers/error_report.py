@@ -41,27 +41,31 @@ def _columns(original_rows: dict[int, dict] | None) -> list[str]:
     return list(extra)
 
 
-def _write(errors: Iterable[RowError], stream, original_rows: dict[int, dict] | None) -> None:
+def _write(errors: Iterable[RowError], stream, original_rows: dict[int, dict] | None, file_error: str) -> None:
     originals = _columns(original_rows)
     writer = csv.writer(stream, lineterminator="\r\n")
     writer.writerow([neutralise(c) for c in BASE_COLUMNS + [_label(c) for c in originals]])
+    if file_error:
+        writer.writerow(["", "", "", neutralise(file_error)])
     for e in errors:
         original = (original_rows or {}).get(e.line, {})
         cells = [e.line, e.field, e.value, e.reason] + [original.get(c, "") for c in originals]
         writer.writerow([neutralise(c) for c in cells])
 
 
-def write_error_report(errors: list[RowError], out, *, original_rows: dict[int, dict] | None = None) -> None:
+def write_error_report(errors: list[RowError], out, *, original_rows: dict[int, dict] | None = None,
+                       file_error: str = "") -> None:
     """Write ``errors`` as CSV to a path (UTF-8 with BOM, for Excel) or to an open text stream.
 
     Columns: line, field, value, reason, then the original row's columns when given
-    (``original_rows`` maps a line number to {column name: cell}).
+    (``original_rows`` maps a line number to {column name: cell}). ``file_error``: the file could not be
+    read at all; it is the one row, with no line.
     """
     if isinstance(out, (str, os.PathLike)):
         with open(out, "w", encoding="utf-8-sig", newline="") as stream:
-            _write(errors, stream, original_rows)
+            _write(errors, stream, original_rows, file_error)
     else:
-        _write(errors, out, original_rows)
+        _write(errors, out, original_rows, file_error)
 
 
 def read_error_report(path) -> list[dict]:

@@ -12,7 +12,10 @@ commit() then, in ONE database transaction, writes one batch per institution and
 only after that transaction publishes the jobs to RabbitMQ with publisher confirms, marking each
 published slice ``queued``. A failure or Ctrl-C before the commit leaves nothing behind; one during
 publishing leaves ``validated`` jobs that ``blockproof requeue BATCH`` publishes (the signer ignores
-a job it has taken already, so publishing twice is harmless).
+a job it has taken already, so publishing twice is harmless). A killed upload is finished without a
+person (producers.stalled): the signer publishes such jobs after ``stalled_upload_seconds``, a
+re-upload of the file publishes them at once (and says so), and the next commit removes staging
+folders left behind.
 
 Policy: with ``reject_on_invalid`` any invalid row rejects the whole file; otherwise the valid rows
 are queued and the rest reported. A pre-flight refusal (paused, institution unknown or inactive,
@@ -39,7 +42,8 @@ from producers import documents
 from producers.chain_checks import FINGERPRINT_USED, Preflight, preflight, used_on_chain  # noqa: F401
 from producers.records import RowError
 from producers.staging import StagedRows
-from producers.validation import iter_validated_chunks
+from producers.stalled import republish_stalled
+from producers.validation import DateReadings, iter_validated_chunks
 
 MAX_KEPT_ERRORS = 100_000   # row errors kept for the report; the counts stay exact beyond it
 MAX_KEPT_SKIPPED = 10_000   # skipped rows (uploaded before / on chain) listed in the report
@@ -54,6 +58,9 @@ class UploadReport:
     total_rows: int = 0
     new: int = 0
     duplicate: int = 0  # uploaded before (in this database)
+    waiting: int = 0  # of those, still unpublished (validated): their upload stopped before queueing them
+    waiting_batches: list[int] = field(default_factory=list)
+    requeued: int = 0  # waiting rows this commit published
     already_issued: int = 0  # fingerprint already used on chain
     invalid: int = 0  # rows with at least one error
     errors: list[RowError] = field(default_factory=list)
@@ -86,13 +93,23 @@ def _used_on_chain(rpc: Rpc, vault_address: str, fingerprints: list[str]) -> set
     return used_on_chain(rpc, vault_address, fingerprints, strict=False)
 
 
-def _known_fingerprints(session, fingerprints: list[str]) -> dict[str, int]:
-    """fingerprint -> batch id, for the fingerprints already uploaded (issue jobs in this database)."""
-    known: dict[str, int] = {}
+def _known_fingerprints(session, fingerprints: list[str]) -> dict[str, tuple[int, str]]:
+    """fingerprint -> (batch id, state), for the fingerprints already uploaded (issue jobs in this database)."""
+    known: dict[str, tuple[int, str]] = {}
     for start in range(0, len(fingerprints), 900):
-        known.update(session.execute(select(Job.fingerprint, Job.batch_id).where(
-            Job.kind == "issue", Job.fingerprint.in_(fingerprints[start : start + 900]))).all())
+        known.update((fp, (batch, state)) for fp, batch, state in session.execute(
+            select(Job.fingerprint, Job.batch_id, Job.state).where(
+                Job.kind == "issue", Job.fingerprint.in_(fingerprints[start : start + 900]))).all())
     return known
+
+
+def _count_waiting(report: UploadReport, known: dict[str, tuple[int, str]], fingerprints) -> None:
+    for fp in fingerprints:
+        batch, state = known[fp]
+        if state == JobState.VALIDATED.value:
+            report.waiting += 1
+            if batch not in report.waiting_batches:
+                report.waiting_batches.append(batch)
 
 
 def _skip(report: UploadReport, rows: pd.DataFrame, reason) -> None:
@@ -111,9 +128,11 @@ def plan(source, *, filename: str, institution: str | None, settings: Settings, 
     rpc = Rpc(settings.rpc_url, settings.rpc_timeout_seconds) if check_chain and settings.vault_address else None
     if check_chain and not settings.vault_address:
         report.warnings.append("No contract address configured: rows were not checked against the chain.")
+    readings = DateReadings()
     try:
         with session_scope(engine) as s:
             for chunk in iter_validated_chunks(source, institution=institution):
+                readings.add(chunk.readings)
                 report.total_rows += chunk.data_rows
                 report.error_count += len(chunk.errors)
                 report.invalid += len({e.line for e in chunk.errors})
@@ -123,7 +142,10 @@ def plan(source, *, filename: str, institution: str | None, settings: Settings, 
                     known = _known_fingerprints(s, rows["fingerprint"].tolist())
                     is_dup = rows["fingerprint"].isin(known.keys())
                     report.duplicate += int(is_dup.sum())
-                    _skip(report, rows[is_dup], lambda fp: f"was uploaded before (batch {known[fp]}); not queued again")
+                    _count_waiting(report, known, rows["fingerprint"][is_dup])
+                    _skip(report, rows[is_dup], lambda fp: f"was uploaded before (batch {known[fp][0]}); not queued again"
+                          if known[fp][1] != JobState.VALIDATED.value else f"was uploaded before (batch {known[fp][0]}) "
+                          "but its upload stopped before queueing it; the commit queues it")
                     rows = rows[~is_dup]
                 if rpc is not None and not rows.empty:
                     rows = _drop_issued_on_chain(report, rows, rpc, settings)
@@ -133,6 +155,7 @@ def plan(source, *, filename: str, institution: str | None, settings: Settings, 
                 if progress:
                     progress("checked", report.total_rows, 0)
         report.new = staged.count
+        report.warnings[:0] = readings.warnings()
         if rpc is not None:
             _preflight(report, staged, rpc, settings)
     except BaseException:
@@ -182,10 +205,10 @@ def commit(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
             report.rejected_reason = "the contract would refuse these credentials now (" + "; ".join(
                 p["message"] for p in report.problems) + "); nothing was written"
             return report
-        if rows.empty:
-            return report
-        report.batch_ids = _write(report, rows, settings=settings, engine=engine, created_by=created_by,
-                                  progress=progress)
+        documents.remove_stale_partials(settings.document_dir, settings.stalled_upload_seconds)
+        if not rows.empty:
+            report.batch_ids = _write(report, rows, settings=settings, engine=engine, created_by=created_by,
+                                      progress=progress)
     finally:
         rows.close()
     report.batch_id = report.batch_ids[0] if report.batch_ids else None
@@ -193,10 +216,14 @@ def commit(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
         for batch_id in report.batch_ids:
             report.queued += enqueue_batch(batch_id, settings=settings, engine=engine, publish=publish,
                                            progress=progress, already=report.queued, total=report.written)
+        for batch_id in report.waiting_batches:  # asked for explicitly: no need to wait for the threshold
+            report.requeued += republish_stalled(settings=settings, engine=engine, publish=publish,
+                                                 older_than_seconds=0, batch_id=batch_id)
     except BaseException:
         report.warnings.append(
             "Stopped while queueing: every job is written but not all are queued; run "
-            + " and ".join(f"`blockproof requeue {b}`" for b in report.batch_ids) + " to queue the rest.")
+            + " and ".join(f"`blockproof requeue {b}`" for b in report.batch_ids + report.waiting_batches)
+            + " to queue the rest.")
         raise
     return report
 
@@ -253,6 +280,8 @@ def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
                     done += len(part)
                     if progress:
                         progress("written", done, rows.count)
+                for batch_id in batches.values():  # a batch with no rows in this chunk is alive all the same
+                    documents.touch(root, batch_id)
             counts = dict(s.execute(select(Job.batch_id, func.count()).where(Job.batch_id.in_(batches.values()))
                                     .group_by(Job.batch_id)).all())
             for batch_id in batches.values():

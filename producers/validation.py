@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ from producers.hashing import keccak
 
 from producers.columns import (  # noqa: F401  (field rules re-exported for callers)
     MAX_LENGTH, REQUIRED, CONTROL, check_address, check_expiry, check_graduation_date, control_reason,
-    parse_date, to_checksum,
+    date_reading, parse_date, to_checksum,
 )
 from producers.csv_reader import iter_raw_chunks
 from producers.records import CsvFileError, RowError
@@ -49,6 +49,37 @@ class ValidatedChunk:
     rows: pd.DataFrame   # valid rows only, columns ROW_COLUMNS
     errors: list[RowError]
     data_rows: int = 0   # data rows read in this chunk (valid + invalid)
+    readings: list[tuple[int, str, str, str]] = field(default_factory=list)  # (line, field, value, reading)
+
+
+class DateReadings:
+    """NN/NN/YYYY dates of valid rows that were read the only way they can be (a number above 12 is not a month),
+    summarised as one warning per column and reading, so the user can check that the reading was meant."""
+
+    SHOWN_LINES = 10
+
+    def __init__(self):
+        self._seen: dict[tuple[str, str], list] = {}  # (field, reading) -> [count, first (line, value), lines]
+
+    def add(self, readings: list[tuple[int, str, str, str]]) -> None:
+        for line, column, value, reading in readings:
+            entry = self._seen.setdefault((column, reading), [0, (line, value), []])
+            entry[0] += 1
+            if len(entry[2]) <= self.SHOWN_LINES:
+                entry[2].append(line)
+
+    def warnings(self) -> list[str]:
+        out = []
+        for (column, reading), (count, (line, value), lines) in self._seen.items():
+            text = (f'Line {line}, {column} "{value}" was read as {parse_date(value)[0].isoformat()} ({reading}, '
+                    f"the only possible reading)")
+            if count > 1:
+                more = ", ".join(map(str, lines[1 : self.SHOWN_LINES + 1])) + (", …" if count > self.SHOWN_LINES + 1 else "")
+                one = count == 2
+                text += (f"; so {'was' if one else 'were'} {count - 1:,} more {column} value{'' if one else 's'} "
+                         f"written {reading} (line{'' if one else 's'} {more})")
+            out.append(text + ". Write dates as YYYY-MM-DD to leave no doubt.")
+        return out
 
 
 class _Validator:
@@ -62,7 +93,7 @@ class _Validator:
         self.digest = np.empty(0, "S32")        # the full fingerprints, same order
         self.first_line = np.empty(0, np.int64)
 
-    def chunk(self, f: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple]]:
+    def chunk(self, f: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple], list[tuple]]:
         reasons, values = {}, {}
         for col in COLUMNS:
             s = f[col]
@@ -93,13 +124,29 @@ class _Validator:
                   for line, value, why in zip(f["line"][reason.notna()], f[col][reason.notna()] if col in f
                                               else [""] * int(reason.notna().sum()), reason[reason.notna()])]
         ok = ~pd.concat(reasons, axis=1).notna().any(axis=1)
+        readings = self._readings(f, ok)
         v = pd.DataFrame({"line": f["line"][ok], **{k: s.reindex(f.index)[ok] for k, s in values.items()}})
         v["expires_at"] = v["expires_at"].astype("int64")
         v["document"] = _documents(v)
         digests = [keccak(d.encode("utf-8")) for d in v["document"]]
         v["fingerprint"] = ["0x" + d.hex() for d in digests]
         keep = self._deduplicate(v, digests, errors)
-        return v[keep][ROW_COLUMNS].reset_index(drop=True), errors
+        if readings and not keep.all():
+            kept = set(v["line"][keep].tolist())
+            readings = [r for r in readings if r[0] in kept]
+        return v[keep][ROW_COLUMNS].reset_index(drop=True), errors, readings
+
+    @staticmethod
+    def _readings(f: pd.DataFrame, ok: pd.Series) -> list[tuple[int, str, str, str]]:
+        found = []
+        for col in ("graduation_date", "expires_at"):
+            if col not in f:
+                continue
+            s = f[col][ok]
+            read = s.map({v: date_reading(v) for v in pd.unique(s)})
+            found += [(int(line), col, value, reading) for line, value, reading in
+                      zip(f["line"][ok][read != ""], s[read != ""], read[read != ""])]
+        return found
 
     def _institution(self, f, reasons, values) -> None:
         kw = self.institution
@@ -145,11 +192,12 @@ def iter_validated_chunks(source, *, institution: str | None = None, today: dt.d
     """Stream ``source`` (path, bytes or binary file) as validated chunks; CsvFileError for file-level problems."""
     validator = _Validator(institution, today or dt.datetime.now(dt.timezone.utc).date())
     for raw in iter_raw_chunks(source, chunk_rows):
-        rows, found = validator.chunk(raw.frame)
+        rows, found, readings = validator.chunk(raw.frame)
         errors = raw.errors + [RowError(int(line), col, str(value), why) for line, col, value, why in found]
         order = {c: i for i, c in enumerate(["", *COLUMNS, "institution", "expires_at"])}
         errors.sort(key=lambda e: (e.line, order.get(e.field, 99)))
-        yield ValidatedChunk(rows, errors, raw.rows)
+        readings.sort()
+        yield ValidatedChunk(rows, errors, raw.rows, readings)
 
 
 def validate_file(source, *, institution: str | None = None, today: dt.date | None = None

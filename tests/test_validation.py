@@ -10,7 +10,7 @@ import pytest
 from examples.generate import generate
 from producers.canonical import canonical_json, credential_document, fingerprint
 from producers.records import CsvFileError, RowError
-from producers.validation import ROW_COLUMNS, iter_validated_chunks, validate_file
+from producers.validation import ROW_COLUMNS, DateReadings, iter_validated_chunks, validate_file
 
 TODAY = dt.date(2026, 1, 15)
 INST = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -84,9 +84,11 @@ def test_accepted_dates(text, iso):
 
 
 @pytest.mark.parametrize("text,reason", [
-    ("06/14/2025", "is ambiguous (day/month or month/day?); use YYYY-MM-DD"),
-    ("14/06/2025", "is ambiguous (day/month or month/day?); use YYYY-MM-DD"),
-    ("06-07-2025", "is ambiguous (day/month or month/day?); use YYYY-MM-DD"),
+    ("06-07-2025", "is ambiguous (day/month gives 2025-07-06, month/day gives 2025-06-07); use YYYY-MM-DD"),
+    ("13/13/2026", "is not a valid date (13 cannot be a month); use YYYY-MM-DD"),
+    ("13/14/2026", "is not a valid date (neither 13 nor 14 can be a month); use YYYY-MM-DD"),
+    ("31/02/2026", "is not a real date"), ("00/05/2026", "is not a real date"),
+    ("15/06/26", "has a two-digit year (which century?); use YYYY-MM-DD"),
     ("2023-02-30", "is not a real date"), ("31.04.2025", "is not a real date"),
     ("30 February 2024", "is not a real date"), ("2025-13-01", "is not a real date"),
     ("next June", "is not a date; use YYYY-MM-DD"), ("14 Juin 2025", "is not a date; use YYYY-MM-DD"),
@@ -96,6 +98,25 @@ def test_accepted_dates(text, iso):
 ])
 def test_rejected_dates(text, reason):
     assert messages(graduation_date=text) == [f'Line 2, graduation_date "{text}": {reason}.']
+
+
+@pytest.mark.parametrize("text,iso,reading", [
+    ("15/06/2026", "2026-06-15", "day/month/year"), ("15-06-2026", "2026-06-15", "day/month/year"),
+    ("06/15/2026", "2026-06-15", "month/day/year"), ("05/05/2026", "2026-05-05", None),
+])
+def test_a_slashed_date_with_only_one_possible_reading_is_accepted_and_the_reading_is_named(text, iso, reading):
+    chunks = list(iter_validated_chunks(make_csv({**BASE, "graduation_date": text}, {**BASE, "student_id": "S2",
+                                        "graduation_date": text}), institution=INST, today=TODAY))
+    summary = DateReadings()
+    for chunk in chunks:
+        summary.add(chunk.readings)
+    assert [c.errors for c in chunks] == [[]] and chunks[0].rows["graduation_date"].tolist() == [iso, iso]
+    if reading is None:  # both readings are the same day
+        assert summary.warnings() == []
+    else:
+        assert summary.warnings() == [
+            f'Line 2, graduation_date "{text}" was read as {iso} ({reading}, the only possible reading); so was 1 more '
+            f"graduation_date value written {reading} (line 3). Write dates as YYYY-MM-DD to leave no doubt."]
 
 
 @pytest.mark.parametrize("text,seconds", [("2030-01-01", 1893456000), ("1893456000", 1893456000),
@@ -118,7 +139,8 @@ def test_expiry_rejected(text, reason):
 def test_over_long_fields(field, limit):
     assert value_of(field, **{field: "é" * limit}) == "é" * limit  # characters, not bytes
     long = "x" * (limit + 1)
-    assert messages(**{field: long}) == [f'Line 2, {field} "{long}": is too long ({limit + 1} characters, at most {limit}).']
+    shown = f'"{long}"' if len(long) <= 80 else f'"{long[:60]}…" ({len(long)} characters)'
+    assert messages(**{field: long}) == [f"Line 2, {field} {shown}: is too long ({limit + 1} characters, at most {limit})."]
 
 
 @pytest.mark.parametrize("char", ["\t", "\n", "\x07", "\x7f", "\u2028"])

@@ -14,6 +14,8 @@ from models.db import session_scope
 from models.states import utcnow
 from models.tables import Batch, SignerState
 from producers import batch_control
+from producers.csv_reader import read_original_rows
+from producers.error_report import write_error_report
 from producers.records import CsvFileError, RowError
 from producers.retry import retry_jobs, retryable_ids
 from producers.revocations import RevocationRequest, revoke
@@ -41,9 +43,12 @@ def preview_upload(store: UploadStore, token: str, *, settings: Settings, engine
         _close(rows)
         meta["report"] = _report_dict(report)
         meta["file_error"] = None
+        originals = read_original_rows(str(path), {e.line for e in report.errors}) if report.errors else {}
+        write_error_report(report.errors, store.errors_path(token), original_rows=originals)
     except CsvFileError as exc:
         meta["report"] = None
         meta["file_error"] = exc.message
+        write_error_report([], store.errors_path(token), file_error=exc.message)
     meta["institution"] = institution or None
     store.write_meta(token, meta)
     return upload_view(token, meta)
@@ -78,7 +83,8 @@ def commit_upload(store: UploadStore, token: str, *, settings: Settings, engine,
                     created_by=actor, **extra)
     meta["report"] = _report_dict(report)
     meta["committed"] = {"batch_id": report.batch_id, "batch_ids": getattr(report, "batch_ids", None) or (
-        [report.batch_id] if report.batch_id else []), "queued": report.queued, "rejected": report.rejected,
+        [report.batch_id] if report.batch_id else []), "queued": report.queued, "requeued": report.requeued,
+        "rejected": report.rejected,
         "rejected_reason": getattr(report, "rejected_reason", "")}
     store.write_meta(token, meta)
     store.drop_file(token)

@@ -346,13 +346,19 @@ def upload_report(request: Request, token: str, user: Viewer):
 
 
 @router.get("/api/uploads/{token}/errors.csv", tags=["uploads"],
-            summary="Every invalid row as CSV (line, field, value, reason; spreadsheet-safe)")
+            summary="Every invalid row as CSV (line, field, value, reason, then the row's original columns; "
+                    "spreadsheet-safe)")
 def upload_errors_csv(request: Request, token: str, user: Viewer):
     meta = _meta(request, token)
-    out = io.StringIO()
-    write_error_report(actions.error_rows(meta), out)
+    saved = request.app.state.uploads.errors_path(token)
+    if saved is not None and saved.is_file():  # written by the preview, with each row's original columns
+        body = saved.read_bytes()
+    else:
+        out = io.StringIO()
+        write_error_report(actions.error_rows(meta), out)
+        body = ("\ufeff" + out.getvalue()).encode("utf-8")
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", meta["filename"].rsplit(".", 1)[0])[:80] or "upload"
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+    return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="{stem}-errors.csv"'})
 
 

@@ -368,9 +368,13 @@ def upload_commit(request: Request, token: str, user: Operator,
     except actions.Conflict as exc:
         raise HTTPException(409, str(exc))
     done = view["committed"]
+    again = f" {done['requeued']} earlier rows queued again." if done.get("requeued") else ""
     if done["batch_id"]:
-        _flash(request, f"Batch {done['batch_id']} created: {done['queued']} jobs queued.")
+        _flash(request, f"Batch {done['batch_id']} created: {done['queued']} jobs queued.{again}")
         return RedirectResponse(f"/batches/{done['batch_id']}", 303)
+    if again:
+        _flash(request, again.strip())
+        return RedirectResponse(f"/upload/{quote(token)}", 303)
     _flash(request, "Nothing queued: " + ((done.get("rejected_reason") or "the file was rejected") if done["rejected"]
                                           else "no new rows in this file."), "error")
     return RedirectResponse(f"/upload/{quote(token)}", 303)

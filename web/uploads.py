@@ -1,13 +1,12 @@
 """Uploaded files waiting for the user's commit, kept on disk under a random token (nothing is queued before
-commit). Several web workers share the directory; old entries are swept after a day."""
+commit), in the instance's own folder (BLOCKPROOF_UPLOAD_STAGING_DIR). Several web workers of one instance
+share the folder; old entries are swept after a day."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -21,8 +20,8 @@ class TooLarge(Exception):
 
 
 class UploadStore:
-    def __init__(self, root: Path | None = None):
-        self.root = Path(root or Path(tempfile.gettempdir()) / f"blockproof-uploads-{os.getuid()}")
+    def __init__(self, root: Path):
+        self.root = Path(root)
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _dir(self, token: str) -> Path | None:
@@ -51,6 +50,11 @@ class UploadStore:
     def csv_path(self, token: str) -> Path | None:
         d = self._dir(token)
         return d / "upload.csv" if d and (d / "upload.csv").exists() else None
+
+    def errors_path(self, token: str) -> Path | None:
+        """Where the token's error CSV (with each row's original columns) is kept, also after the commit."""
+        d = self._dir(token)
+        return d / "errors.csv" if d else None
 
     def meta(self, token: str) -> dict | None:
         d = self._dir(token)

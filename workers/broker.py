@@ -6,7 +6,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import AgeLimit, Callbacks, Pipelines, Retries, ShutdownNotifications, TimeLimit
 
 from blockproof.settings import get_settings
-from workers.middleware import MarkJobsDead
+from workers.middleware import MarkJobsDead, RepublishStalled
 
 _broker: RabbitmqBroker | None = None
 
@@ -17,7 +17,8 @@ def get_broker() -> RabbitmqBroker:
         settings = get_settings()
         # dramatiq runs after_* hooks in REVERSE order: MarkJobsDead must come before Retries in this list
         # so that it runs after Retries has decided (message.failed) that the message is dead.
-        middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(), MarkJobsDead(),
+        middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(), RepublishStalled(),
+                      MarkJobsDead(),
                       Retries(min_backoff=int(settings.retry_backoff_seconds * 1000),
                               max_backoff=int(settings.retry_backoff_max_seconds * 1000))]
         _broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=middleware)

@@ -5,6 +5,7 @@ Runs in the dramatiq worker thread; the database write commits before the messag
 from __future__ import annotations
 
 import logging
+import threading
 from functools import lru_cache
 
 from eth_account import Account
@@ -18,6 +19,7 @@ from models.db import engine_for, session_scope
 from models.states import JobState
 from models.tables import Batch, Job
 from models.transitions import transition_many
+from producers.stalled import check_interval, republish_stalled
 from workers.signer import already_issued, packer
 from workers.signer.simulate import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
 
@@ -130,3 +132,20 @@ def mark_dead(job_ids: list[int], reason: str) -> None:
                         only_from=SENDABLE,
                         error_code="RetriesExhausted", retryable=True,
                         error_message=f"Gave up after repeated temporary failures ({reason}). Retry it when the cause is fixed.")
+
+
+def republish_stalled_periodically(stop: threading.Event) -> None:
+    """Publish the jobs of stopped uploads (producers.stalled) now and then until ``stop``. Here, in the signer
+    process: it already holds the broker connection, and its intake is where a published job is taken, only
+    from a sendable state, so a job published twice is taken once."""
+    settings, engine, _, _ = _context()
+    every = check_interval(settings.stalled_upload_seconds)
+    while True:
+        try:
+            published = republish_stalled(settings=settings, engine=engine)
+            if published:
+                log.warning("published %d job(s) that a stopped upload had written but not published", published)
+        except Exception as exc:  # broker or database away: the next round tries again
+            log.warning("could not publish the jobs of stopped uploads (next try in %.0fs): %s", every, str(exc)[:200])
+        if stop.wait(every):
+            return

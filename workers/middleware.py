@@ -1,7 +1,9 @@
-"""Cross-cutting dramatiq behaviour: when a message's retries are exhausted its jobs become dead."""
+"""Cross-cutting dramatiq behaviour: when a message's retries are exhausted its jobs become dead; the signer's
+intake publishes the jobs a stopped upload wrote but never published."""
 from __future__ import annotations
 
 import logging
+import threading
 
 from dramatiq.middleware import Middleware
 
@@ -22,3 +24,21 @@ class MarkJobsDead(Middleware):
         except Exception:  # the message is in the dead-letter queue either way; `requeue` recovers the jobs
             log.exception("could not mark %d job(s) dead (message %s is in the dead-letter queue)",
                           len(job_ids), message.message_id)
+
+
+class RepublishStalled(Middleware):
+    """Runs only where a dramatiq worker boots (the signer process, its intake side): a thread that publishes the
+    jobs a stopped upload left ``validated`` (producers.stalled). Uploads, which only publish, never start it."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+
+    def after_worker_boot(self, broker, worker):
+        from workers.intake import republish_stalled_periodically
+
+        self._stop.clear()
+        threading.Thread(target=republish_stalled_periodically, args=(self._stop,), name="republish-stalled",
+                         daemon=True).start()
+
+    def before_worker_shutdown(self, broker, worker):
+        self._stop.set()
