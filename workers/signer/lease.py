@@ -138,8 +138,12 @@ class Lease:
     # ---- PostgreSQL's advisory lock ------------------------------------------------------
     def _advisory_lock(self) -> bool:
         """True when we got the lock: any lease row left is a dead holder's."""
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
         number = int.from_bytes(hashlib.sha256(self.key.encode()).digest()[:8], "big", signed=True)
-        connection = self.engine.connect()
+        # a connection of its own, outside the pool: closing it must end the database session and its lock
+        connection = create_engine(self.engine.url, poolclass=NullPool).connect()
         got = connection.execute(text("SELECT pg_try_advisory_lock(:n)"), {"n": number}).scalar()
         connection.commit()
         if not got:
