@@ -194,8 +194,8 @@ class DevChain:
 
     def _spawn_and_wait(self) -> None:
         if port_in_use(self.port):
-            raise PortInUse(f"port {self.port} is already in use on 127.0.0.1 (another node, or another "
-                            f"`blockproof chain`?): stop it or choose another port with --port")
+            raise PortInUse(f"port {self.port} is already in use on 127.0.0.1, so anvil cannot listen there "
+                            f"(another node, or another `blockproof chain`?): stop it or choose another with --port")
         cmd = self._command()
         import tempfile
 
@@ -216,7 +216,7 @@ class DevChain:
                 )
             if self._chain_id() is not None:
                 if self._proc.poll() is not None:  # someone else answered on our port
-                    raise PortInUse(f"port {self.port} is already in use on 127.0.0.1")
+                    raise PortInUse(f"port {self.port} is already in use on 127.0.0.1: anvil exited, another node answers")
                 return
             time.sleep(0.05)
         raise DevChainError(
