@@ -121,9 +121,14 @@ def cmd_status(args) -> int:
 
 
 def cmd_signer(args) -> int:
+    from blockproof.errors import ConfigurationError
     from workers.signer.main import run_signer
 
-    run_signer()
+    try:
+        run_signer()
+    except ConfigurationError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
     return EXIT_OK
 
 

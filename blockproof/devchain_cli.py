@@ -16,7 +16,8 @@ def write_dev_env(rpc_url: str, env, deploy_block: int, path: Path = DEV_ENV) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"BLOCKPROOF_RPC_URL={rpc_url}\nBLOCKPROOF_VAULT_ADDRESS={env.vault_address}\n"
-        f"BLOCKPROOF_VAULT_DEPLOY_BLOCK={deploy_block}\nBLOCKPROOF_SIGNER_KEY={env.signer_key}\n"
+        f"BLOCKPROOF_VAULT_DEPLOY_BLOCK={deploy_block}\nBLOCKPROOF_SIGNER_ADDRESS={env.signer_address}\n"
+        f"BLOCKPROOF_SIGNER_KEY={env.signer_key}\n"
     )
     path.chmod(0o600)
 
