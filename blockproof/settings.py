@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         0, description="TESTING ONLY: the consumer SIGKILLs itself on the Nth range whose events it inserted, "
                        "before moving the checkpoint (0 = off)")
 
+    heartbeat_stale_seconds: float = Field(
+        60.0, description="a signer or consumer whose last report is older than this raises a stale_heartbeat "
+                          "alert (and makes `blockproof status` exit 5)")
+
     # web
     web_secret: SecretStr | None = Field(None, description="session signing secret (required in production)")
     operator_password: SecretStr | None = Field(None, description="password of the 'operator' user")

@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
     app.state.engine = engine
     app.state.credentials = credentials
     app.state.rpc = Rpc(settings.rpc_url, min(settings.rpc_timeout_seconds, 5.0))
-    app.state.facts = Facts(settings, app.state.rpc)
+    app.state.facts = Facts(settings, app.state.rpc, engine)
     app.state.uploads = UploadStore()
     app.state.renderer = Renderer(HERE / "templates")
     app.state.metrics_registry = registry_for(engine, app.state.facts)
