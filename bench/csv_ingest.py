@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from blockproof.devchain import DevChain, deploy_dev_environment  # noqa: E402
+from eth_account import Account  # noqa: E402
 from tests.harness import BROKER_URL, delete_queue, fresh_database  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "csv_ingest.md"
@@ -42,6 +43,7 @@ def generate(path: Path, rows: int) -> None:
 
 def env_for(db_url: str, chain: DevChain, vault: str, signer_key: str, queue: str, docs: Path) -> dict[str, str]:
     return {"DATABASE_URL": db_url, "BLOCKPROOF_RPC_URL": chain.rpc_url, "BLOCKPROOF_VAULT_ADDRESS": vault,
+            "BLOCKPROOF_SIGNER_ADDRESS": Account.from_key(signer_key).address,
             "BLOCKPROOF_SIGNER_KEY": signer_key, "BLOCKPROOF_QUEUE_NAME": queue, "BLOCKPROOF_BROKER_URL": BROKER_URL,
             "BLOCKPROOF_DOCUMENT_DIR": str(docs)}
 

@@ -7,6 +7,7 @@ import logging
 import sys
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID, EXIT_PARTIAL = 0, 1, 2, 3, 4
+EXIT_DOWN = 5  # status: the node, the broker or the database is unreachable, or a worker's heartbeat is stale
 
 
 def _err(message: str) -> None:
@@ -98,40 +99,67 @@ def _write_errors(source, errors, out) -> None:
 
 def cmd_status(args) -> int:
     from sqlalchemy import select
-
-    from blockproof import status
-    from models.alerts import open_alerts
-    from models.tables import Batch
-
-    settings, engine = _context()
     from sqlmodel import Session
 
-    with Session(engine) as s:
-        if args.batch is not None:
-            batch = s.get(Batch, args.batch)
-            if batch is None:
-                _err(f"error: batch {args.batch} does not exist")
-                return EXIT_USAGE
-            data = {"batch": status.batch_summary(s, batch), "gas_per_credential": status.gas_per_credential(s, batch.id)}
-        else:
-            batches = s.execute(select(Batch).order_by(Batch.id.desc()).limit(20)).scalars().all()
-            data = {"batches": [status.batch_summary(s, b) for b in batches], "signers": status.signer_panel(s),
-                    "indexer": status.indexer_panel(s),
-                    "alerts": [{"kind": a.kind, "message": a.message} for a in open_alerts(s)],
-                    "reconciliation": status.reconciliation(s, settings.missing_event_blocks)}
+    from blockproof import health, status
+    from blockproof.settings import get_settings
+    from models.alerts import open_alerts
+    from models.db import engine_for, migrate, session_scope
+    from models.tables import Batch
+
+    settings = get_settings()
+    probes = health.probe_all(settings)
+    data: dict = {"reachability": {p.component: p.as_dict() for p in probes}, "heartbeats": []}
+    database_up = data["reachability"]["database"]["ok"]
+    if database_up:
+        migrate(settings.database_url)
+        engine = engine_for(settings.database_url)
+        with session_scope(engine) as s:
+            data["heartbeats"] = health.check_heartbeats(s, settings.heartbeat_stale_seconds)
+        with Session(engine) as s:
+            if args.batch is not None:
+                batch = s.get(Batch, args.batch)
+                if batch is None:
+                    _err(f"error: batch {args.batch} does not exist")
+                    return EXIT_USAGE
+                data |= {"batch": status.batch_summary(s, batch),
+                         "gas_per_credential": status.gas_per_credential(s, batch.id)}
+            else:
+                batches = s.execute(select(Batch).order_by(Batch.id.desc()).limit(20)).scalars().all()
+                data |= {"batches": [status.batch_summary(s, b) for b in batches], "signers": status.signer_panel(s),
+                         "indexer": status.indexer_panel(s),
+                         "alerts": [{"kind": a.kind, "message": a.message} for a in open_alerts(s)],
+                         "reconciliation": status.reconciliation(s, settings.missing_event_blocks)}
+    down = [f"{p.component} unreachable" for p in probes if not p.ok] + [
+        f"{b['component']} silent (last report {b['age']})" for b in data["heartbeats"] if b["stale"]]
     if args.json:
         print(json.dumps(data, indent=2, default=str))
-        return EXIT_OK
-    for b in [data["batch"]] if "batch" in data else data["batches"]:
+    else:
+        _print_status(data)
+    if down:
+        _err(f"status: {', '.join(down)} (exit {EXIT_DOWN})")
+        return EXIT_DOWN
+    return EXIT_OK
+
+
+def _print_status(data: dict) -> None:
+    for name, probe in data["reachability"].items():
+        print(f"{name:<9} {'reachable' if probe['ok'] else 'UNREACHABLE':<12} {probe['detail']}  ({probe['target']})")
+    beats = {(b["component"], b["subject"]): b for b in data["heartbeats"]}
+    for b in [data["batch"]] if "batch" in data else data.get("batches", []):
         held = "  PAUSED" if b["paused"] else (f"  ON HOLD: {b['on_hold']}" if b["on_hold"] else "")
         print(f"batch {b['id']:>5}  {b['kind']:<6} {b['filename'][:40]:<40} {b['progress']}{held}")
     for signer in data.get("signers", []):
+        beat = beats.get(("signer", signer["address"]), {"age": "never", "stale": False})
         hold = f"  ON HOLD: {signer['hold_reason']}" if signer["hold_reason"] else ""
-        print(f"signer {signer['address']}  balance {signer['balance_wei'] / 1e18:.4f} ETH  nonce local "
-              f"{signer['local_nonce']} / chain {signer['chain_nonce']}  in flight {signer['in_flight']}{hold}")
+        print(f"signer {signer['address']}  heartbeat {beat['age']}{' (STALE)' if beat['stale'] else ''}  "
+              f"balance {signer['balance_wei'] / 1e18:.4f} ETH  nonce local {signer['local_nonce']} / chain "
+              f"{signer['chain_nonce']}  in flight {signer['in_flight']} (chain figures as of the heartbeat){hold}")
     if data.get("indexer"):
         ix = data["indexer"]
-        print(f"indexer head {ix['head']}  indexed {ix['last_indexed']}  lag {ix['lag']}"
+        beat = next((b for b in data["heartbeats"] if b["component"] == "consumer"), {"age": "never", "stale": False})
+        print(f"consumer heartbeat {beat['age']}{' (STALE)' if beat['stale'] else ''}  head {ix['head']}  indexed "
+              f"{ix['last_indexed']}  lag {ix['lag']} (as of the heartbeat)"
               + (f"  HALTED: {ix['halted_reason']}" if ix["halted_reason"] else ""))
     rec = data.get("reconciliation")
     if rec and (rec["mined_without_event_count"] or rec["events_without_job_count"]):
@@ -139,13 +167,17 @@ def cmd_status(args) -> int:
               f"{rec['events_without_job_count']} event(s) without a job (details: --json)")
     for alert in data.get("alerts", []):
         _err(f"alert [{alert['kind']}]: {alert['message']}")
-    return EXIT_OK
 
 
 def cmd_signer(args) -> int:
+    from blockproof.errors import ConfigurationError
     from workers.signer.main import run_signer
 
-    run_signer()
+    try:
+        run_signer()
+    except ConfigurationError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -355,7 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     u.set_defaults(func=cmd_upload)
 
-    st = sub.add_parser("status", help="batches, signer and indexer at a glance")
+    st = sub.add_parser("status", help="batches, signer and indexer at a glance",
+                        description="Live reachability of the node, the broker and the database, each worker's "
+                        "heartbeat age, batches, signer and indexer figures, open alerts.",
+                        epilog="exit codes: 0 everything answers; 2 usage; 5 the node, the broker or the database "
+                        "is unreachable, or a worker's heartbeat is older than BLOCKPROOF_HEARTBEAT_STALE_SECONDS")
     st.add_argument("batch", nargs="?", type=int)
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)

@@ -41,7 +41,7 @@ def run_demo(*, csv_path: str, block_time: float) -> int:
         overrides = {
             "DATABASE_URL": f"sqlite:///{DEMO_DIR / 'blockproof.db'}", "BLOCKPROOF_RPC_URL": chain.rpc_url,
             "BLOCKPROOF_VAULT_ADDRESS": env.vault_address, "BLOCKPROOF_VAULT_DEPLOY_BLOCK": str(deploy_block),
-            "BLOCKPROOF_SIGNER_KEY": env.signer_key, "BLOCKPROOF_QUEUE_NAME": queue,
+            "BLOCKPROOF_SIGNER_ADDRESS": env.signer_address, "BLOCKPROOF_QUEUE_NAME": queue,
             "BLOCKPROOF_DOCUMENT_DIR": str(DEMO_DIR / "documents"), "BLOCKPROOF_CONFIRMATIONS": "2",
         }
         child_env = os.environ | overrides
@@ -50,7 +50,8 @@ def run_demo(*, csv_path: str, block_time: float) -> int:
         migrate(overrides["DATABASE_URL"])
         for role in ("signer", "consumer"):
             log = open(DEMO_DIR / f"{role}.log", "w")
-            procs.append(subprocess.Popen([sys.executable, "-m", "blockproof.cli", role], env=child_env,
+            role_env = child_env | {"BLOCKPROOF_SIGNER_KEY": env.signer_key} if role == "signer" else child_env
+            procs.append(subprocess.Popen([sys.executable, "-m", "blockproof.cli", role], env=role_env,
                                           stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT))
         print(f"signer and consumer started (logs in {DEMO_DIR.relative_to(PROJECT_ROOT)}/)", file=sys.stderr)
         os.environ.update(overrides)

@@ -74,8 +74,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_in_use(port: int) -> bool:
+    """True when something already listens on 127.0.0.1:`port` (a TIME_WAIT leftover does not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGINT (Anvil's graceful stop) when the parent dies, even by SIGKILL."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+
+
 class DevChainError(RuntimeError):
     pass
+
+
+class PortInUse(DevChainError):
+    """The requested port is taken: Anvil would not bind, and whatever answers there is not ours."""
 
 
 class DevChain:
@@ -91,6 +114,7 @@ class DevChain:
         *,
         startup_timeout: float = 30.0,
         extra_args: list[str] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.block_time = block_time
         self.no_mining = no_mining
@@ -100,6 +124,8 @@ class DevChain:
         self.port = port
         self.startup_timeout = startup_timeout
         self.extra_args = list(extra_args or [])
+        # only for a chain started from the main thread: the death signal follows the thread that spawned it
+        self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
         self._w3: Web3 | None = None
         self._stderr_path: Path | None = None
@@ -167,6 +193,9 @@ class DevChain:
         raise last_error
 
     def _spawn_and_wait(self) -> None:
+        if port_in_use(self.port):
+            raise PortInUse(f"port {self.port} is already in use on 127.0.0.1, so anvil cannot listen there "
+                            f"(another node, or another `blockproof chain`?): stop it or choose another with --port")
         cmd = self._command()
         import tempfile
 
@@ -175,7 +204,7 @@ class DevChain:
         with os.fdopen(fd, "wb") as stderr:
             self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, cwd=PROJECT_ROOT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         self._w3 = None
         log.info("anvil starting on port %s (pid %s)", self.port, self._proc.pid)
@@ -186,6 +215,8 @@ class DevChain:
                     f"anvil exited with code {self._proc.returncode} before answering: {self._stderr_tail()}"
                 )
             if self._chain_id() is not None:
+                if self._proc.poll() is not None:  # someone else answered on our port
+                    raise PortInUse(f"port {self.port} is already in use on 127.0.0.1: anvil exited, another node answers")
                 return
             time.sleep(0.05)
         raise DevChainError(
@@ -225,9 +256,25 @@ class DevChain:
             else:
                 proc.kill()
                 proc.wait(timeout=5)
+        self._wait_for_group(proc.pid)
         if self._stderr_path is not None:
             self._stderr_path.unlink(missing_ok=True)
             self._stderr_path = None
+
+    @staticmethod
+    def _wait_for_group(pgid: int, timeout: float = 10.0) -> None:
+        """The npm launcher forwards the signal to the real anvil and exits at once: wait for anvil too."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except (ProcessLookupError, PermissionError):
+                return
+            time.sleep(0.05)
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def stop(self) -> None:
         if self._proc is not None:

@@ -1,11 +1,12 @@
 """`blockproof chain`: a local dev chain with the contract deployed, for trying the pipeline by hand."""
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from pathlib import Path
 
-from blockproof.devchain import DevChain, deploy_dev_environment
+from blockproof.devchain import DevChain, PortInUse, deploy_dev_environment
 
 DEV_ENV = Path("var/dev.env")
 
@@ -15,25 +16,38 @@ def write_dev_env(rpc_url: str, env, deploy_block: int, path: Path = DEV_ENV) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"BLOCKPROOF_RPC_URL={rpc_url}\nBLOCKPROOF_VAULT_ADDRESS={env.vault_address}\n"
-        f"BLOCKPROOF_VAULT_DEPLOY_BLOCK={deploy_block}\nBLOCKPROOF_SIGNER_KEY={env.signer_key}\n"
+        f"BLOCKPROOF_VAULT_DEPLOY_BLOCK={deploy_block}\nBLOCKPROOF_SIGNER_ADDRESS={env.signer_address}\n"
+        f"BLOCKPROOF_SIGNER_KEY={env.signer_key}\n"
     )
     path.chmod(0o600)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def chain_up(*, port: int, block_time: float) -> int:
-    chain = DevChain(block_time=block_time, port=port, state_path="var/anvil-state.json")
-    chain.start()
+    """Exit codes: 0 stopped by a signal (the node stopped with it), 1 the port is taken."""
+    stop = threading.Event()
+    # set explicitly: a shell's background job inherits SIGINT ignored, and SIGTERM/SIGHUP would skip `finally`
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda *_: stop.set())
+    chain = DevChain(block_time=block_time, port=port, state_path="var/anvil-state.json", die_with_parent=True)
+    try:
+        chain.start()
+    except PortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     try:
         start_block = chain.w3.eth.block_number
         env = deploy_dev_environment(chain)
         write_dev_env(chain.rpc_url, env, start_block)
         print(f"dev chain on {chain.rpc_url}; vault {env.vault_address}; institution {env.institution_address}; "
               f"signer {env.signer_address}. Settings written to {DEV_ENV}. Ctrl-C stops it.", file=sys.stderr)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(0.5):
+            pass
     finally:
         chain.stop()
+        print("dev chain stopped", file=sys.stderr)
     return 0
 
 

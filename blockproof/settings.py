@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     rpc_url: str = Field("http://127.0.0.1:8545", description="EVM JSON-RPC endpoint")
     vault_address: str = Field("", description="BlockProofCredentialVault contract address")
     vault_deploy_block: int = Field(0, description="block the contract was deployed in; the consumer starts there")
-    signer_key: SecretStr | None = Field(None, description="hex private key of the signing controller (never logged)")
+    signer_address: str = Field(
+        "", description="address of the signing controller: the upload's pre-flight simulates from it "
+                        "(the key itself is read by the signer alone)")
     queue_name: str = Field("issue", description="RabbitMQ queue the signer consumes")
 
     # documents
@@ -80,6 +82,10 @@ class Settings(BaseSettings):
         0, description="TESTING ONLY: the consumer SIGKILLs itself on the Nth range whose events it inserted, "
                        "before moving the checkpoint (0 = off)")
 
+    heartbeat_stale_seconds: float = Field(
+        60.0, description="a signer or consumer whose last report is older than this raises a stale_heartbeat "
+                          "alert (and makes `blockproof status` exit 5)")
+
     # web
     web_secret: SecretStr | None = Field(None, description="session signing secret (required in production)")
     operator_password: SecretStr | None = Field(None, description="password of the 'operator' user")
@@ -101,10 +107,43 @@ def get_settings() -> Settings:
     return Settings()
 
 
+class SignerSettings(Settings):
+    """The shared settings plus the signing key. Only the signer's entrypoint builds this: the web, the
+    consumer, `upload` and `status` build `Settings`, which ignores the key even where var/dev.env has it."""
+
+    signer_key: SecretStr | None = Field(None, description="hex private key of the signing controller; read by "
+                                                           "`blockproof signer` only (never logged)")
+
+
+def get_signer_settings() -> SignerSettings:
+    return SignerSettings()
+
+
+def signer_private_key(settings: SignerSettings) -> str:
+    """The configured key, checked. Messages name the setting and the form expected, never the value."""
+    from blockproof.errors import ConfigurationError
+
+    if settings.signer_key is None or not settings.signer_key.get_secret_value().strip():
+        raise ConfigurationError("BLOCKPROOF_SIGNER_KEY is not set: the signer needs the controller's private key")
+    key = settings.signer_key.get_secret_value().strip()
+    digits = key[2:] if key[:2].lower() == "0x" else key
+    if len(digits) != 64 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise ConfigurationError(f"BLOCKPROOF_SIGNER_KEY is not a private key: expected 64 hex digits (optionally "
+                                 f"after 0x), got {len(key)} characters (the value is not shown)")
+    try:
+        from eth_account import Account
+
+        Account.from_key(key)
+    except Exception:  # out of the curve's range; the library's message may quote the key
+        raise ConfigurationError("BLOCKPROOF_SIGNER_KEY is not a valid secp256k1 private key "
+                                 "(the value is not shown)") from None
+    return key
+
+
 def settings_table() -> str:
     """The README's configuration table, generated from the fields above."""
     rows = ["| variable | default | what it does |", "| --- | --- | --- |"]
-    for name, field in Settings.model_fields.items():
+    for name, field in SignerSettings.model_fields.items():
         env = "DATABASE_URL" if name == "database_url" else f"BLOCKPROOF_{name.upper()}"
         default = "" if field.default is None else field.default
         rows.append(f"| `{env}` | `{default}` | {field.description} |")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_abi import decode, encode
-from eth_account import Account
 
 from blockproof import vault
 from blockproof.errors import RpcError, RpcUnavailable
@@ -102,8 +101,7 @@ class Preflight:
 
 
 def signer_address(settings: Settings) -> str | None:
-    key = settings.signer_key.get_secret_value() if settings.signer_key else None
-    return Account.from_key(key).address if key else None
+    return settings.signer_address or None
 
 
 def institution_registered(rpc: Rpc, vault_address: str, institution: str) -> bool | None:

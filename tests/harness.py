@@ -90,7 +90,8 @@ class Pipeline:
         return {
             "DATABASE_URL": self.database_url, "BLOCKPROOF_RPC_URL": self.chain.rpc_url,
             "BLOCKPROOF_VAULT_ADDRESS": self.env.vault_address, "BLOCKPROOF_VAULT_DEPLOY_BLOCK": str(self.deploy_block),
-            "BLOCKPROOF_SIGNER_KEY": self.env.signer_key, "BLOCKPROOF_QUEUE_NAME": self.queue,
+            "BLOCKPROOF_SIGNER_KEY": self.env.signer_key, "BLOCKPROOF_SIGNER_ADDRESS": self.env.signer_address,
+            "BLOCKPROOF_QUEUE_NAME": self.queue,
             "BLOCKPROOF_BROKER_URL": BROKER_URL, "BLOCKPROOF_DOCUMENT_DIR": str(self.workdir / "documents"),
             "BLOCKPROOF_CONFIRMATIONS": "2", "BLOCKPROOF_CONSUMER_POLL_SECONDS": "0.2",
             **{k: str(v) for k, v in self.extra_env.items()},
@@ -106,7 +107,10 @@ class Pipeline:
     def start(self, role: str) -> subprocess.Popen:
         """Start `blockproof signer` or `blockproof consumer` as its own process."""
         log = open(self.workdir / f"{role}.log", "a")
-        proc = subprocess.Popen([sys.executable, "-m", "blockproof.cli", role], env=os.environ | self.env_vars(),
+        env = os.environ | self.env_vars()
+        if role != "signer":  # only the signer holds the key
+            env.pop("BLOCKPROOF_SIGNER_KEY")
+        proc = subprocess.Popen([sys.executable, "-m", "blockproof.cli", role], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
         self.procs[role] = proc
         return proc

@@ -4,7 +4,7 @@ from __future__ import annotations
 import yaml
 
 from blockproof.cli import build_parser
-from blockproof.settings import PROJECT_ROOT, Settings
+from blockproof.settings import PROJECT_ROOT, SignerSettings
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())
 APP_SERVICES = ["migrate", "deploy", "signer", "consumer", "web"]
@@ -37,7 +37,7 @@ def test_services_wait_for_healthy_dependencies_and_infrastructure_has_healthche
 
 def test_the_app_image_is_built_from_the_projects_dockerfile_and_env_names_are_real_settings():
     assert (PROJECT_ROOT / "Dockerfile").exists()
-    known = {f"BLOCKPROOF_{name.upper()}" for name in Settings.model_fields} | {"DATABASE_URL"}
+    known = {f"BLOCKPROOF_{name.upper()}" for name in SignerSettings.model_fields} | {"DATABASE_URL"}
     for name in APP_SERVICES:
         env = COMPOSE["services"][name].get("environment", {})
         unknown = set(env) - known

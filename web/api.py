@@ -135,7 +135,7 @@ def overview(request: Request, user: Viewer, s: DB):
 def live(request: Request, user: Viewer, s: DB, batch: int | None = None,
          batches: Annotated[str, Query(max_length=2000)] = "", jobs: Annotated[str, Query(max_length=8000)] = "",
          panels_too: Annotated[bool, Query(alias="overview")] = False):
-    out: dict = {"alerts": panels.alerts(s)}
+    out: dict = {"alerts": panels.alerts(s, request.app.state.facts)}
     if batch is not None:
         b = queries.get_batch(s, batch)
         if b is not None:
@@ -176,8 +176,14 @@ def indexer(request: Request, user: Viewer, s: DB):
 
 
 @router.get("/api/alerts", tags=["monitoring"], summary="Open alerts")
-def alerts(user: Viewer, s: DB):
-    return {"alerts": panels.alerts(s)}
+def alerts(request: Request, user: Viewer, s: DB):
+    return {"alerts": panels.alerts(s, request.app.state.facts)}
+
+
+@router.get("/api/health", tags=["monitoring"],
+            summary="Node, broker and database reachable now; each worker's heartbeat age and whether it is stale")
+def health(request: Request, user: Viewer):
+    return request.app.state.facts.health.get()
 
 
 @router.post("/api/signers/{address}/pause", tags=["actions"], summary="Pause issuance by this signer (operator)")

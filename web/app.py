@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
     app.state.engine = engine
     app.state.credentials = credentials
     app.state.rpc = Rpc(settings.rpc_url, min(settings.rpc_timeout_seconds, 5.0))
-    app.state.facts = Facts(settings, app.state.rpc)
+    app.state.facts = Facts(settings, app.state.rpc, engine)
     app.state.chain_clock = ChainClock(ttl=1.0)
     app.state.uploads = UploadStore(settings.upload_staging_dir)
     app.state.renderer = Renderer(HERE / "templates")

@@ -30,11 +30,29 @@ class Cached:
 
 
 class Facts:
-    def __init__(self, settings: Settings, rpc: Rpc):
-        self.settings, self.rpc = settings, rpc
+    def __init__(self, settings: Settings, rpc: Rpc, engine=None):
+        self.settings, self.rpc, self.engine = settings, rpc, engine
         self.chain = Cached(3.0, self._chain)
         self.queues = Cached(2.0, self._queues)
+        self.health = Cached(3.0, self._health)
         self._management_down_until = 0.0
+
+    # ---- reachability and heartbeats (checking them raises or resolves the stale_heartbeat alerts) ------------
+    def _health(self) -> dict:
+        from blockproof import health
+
+        chain, queues = self.chain.get(), self.queues.get()
+        database = health.probe_database(self.settings.database_url)
+        components = {
+            "node": {"ok": chain["error"] is None,
+                     "detail": f"block {chain['head']}" if chain["error"] is None else chain["error"]},
+            "broker": {"ok": queues["error"] is None, "detail": queues["error"] or "answers"},
+            "database": {"ok": database.ok, "detail": database.detail}}
+        for c in components.values():
+            c["state"] = "reachable" if c["ok"] else "UNREACHABLE"
+        beats = health.watch(self.engine, self.settings.heartbeat_stale_seconds) if self.engine is not None else []
+        return {"components": components, "heartbeats": beats,
+                "ok": all(c["ok"] for c in components.values()) and not any(b["stale"] for b in beats)}
 
     # ---- chain -------------------------------------------------------------------------------
     def _chain(self) -> dict:
@@ -59,7 +77,7 @@ class Facts:
         try:
             from workers.broker import queue_depths
 
-            depths = queue_depths(name)
+            depths = queue_depths(name, self.settings.broker_url)
             return {"source": "passive declare", "error": None, "queues": [
                 {"name": name, "role": "work", "ready": depths.get("ready", 0), "unacked": None,
                  "consumers": depths.get("consumers", 0)},

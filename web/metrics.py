@@ -5,14 +5,35 @@ process exposes the same facts from where they are recorded: job states and tran
 depths from the broker."""
 from __future__ import annotations
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy import func, select
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlmodel import Session
 
+from models.tables import ChainTransaction, Job, JobTransition
 from web import panels, queries
 from web.facts import Facts
 
 QUANTILES = (0.5, 0.9, 0.99)
+# a queue's role (web.facts) -> the `kind` label of blockproof_queue_messages that the README's alert rules use
+QUEUE_KINDS = {"work": "ready", "delayed": "delayed", "dead-letter": "dead"}
+
+
+def lifetime_totals(session: Session) -> dict:
+    """Counters read from the database, so that they survive restarts of every process. Failures and retries are
+    counted from the state history (a job retried and failed again counts twice); fees from the receipts."""
+    moves = dict(session.execute(select(JobTransition.to_state, func.count()).where(
+        JobTransition.to_state.in_(("failed", "dead", "retrying"))).group_by(JobTransition.to_state)).all())
+    by_operator = session.execute(select(func.count()).select_from(JobTransition).where(
+        JobTransition.from_state.in_(("failed", "dead")), JobTransition.to_state == "queued")).scalar_one()
+    issued = session.execute(select(func.count()).select_from(Job).where(
+        Job.kind == "issue", Job.state == "confirmed")).scalar_one()
+    fees = sum(int(gas) * int(price) for gas, price in session.execute(
+        select(ChainTransaction.gas_used, ChainTransaction.effective_gas_price).where(
+            ChainTransaction.status.in_(("mined", "reverted")), ChainTransaction.gas_used.is_not(None),
+            ChainTransaction.effective_gas_price.is_not(None))).all())
+    return {"issued": issued, "failed": moves.get("failed", 0), "dead": moves.get("dead", 0),
+            "retries_automatic": moves.get("retrying", 0), "retries_operator": by_operator, "fees_wei": fees}
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -31,8 +52,36 @@ class PipelineCollector(Collector):
             indexer = panels.indexer(s, self.facts)
             durations = sorted(queries.confirm_durations(s))
             reverts = queries.reverts_by_code(s)
-            alerts = panels.alerts(s)
+            alerts = panels.alerts(s, self.facts)
             throughput = queries.throughput(s, minutes=5)
+            totals = lifetime_totals(s)
+        health = self.facts.health.get()
+
+        yield CounterMetricFamily("blockproof_credentials_issued", "Credentials issued and confirmed (issue jobs "
+                                  "confirmed)", value=totals["issued"])
+        failed = CounterMetricFamily("blockproof_credentials_failed", "Jobs that became failed or dead, from the "
+                                     "state history", labels=["state"])
+        failed.add_metric(["failed"], totals["failed"])
+        failed.add_metric(["dead"], totals["dead"])
+        yield failed
+        retries = CounterMetricFamily("blockproof_job_retries", "Retries: automatic (temporary failure) or by "
+                                      "an operator (failed/dead re-queued)", labels=["by"])
+        retries.add_metric(["automatic"], totals["retries_automatic"])
+        retries.add_metric(["operator"], totals["retries_operator"])
+        yield retries
+        yield CounterMetricFamily("blockproof_fees_paid_wei", "Fees paid by mined and reverted transactions "
+                                  "(gas used × effective gas price)", value=totals["fees_wei"])
+
+        up = GaugeMetricFamily("blockproof_up", "1 when the component answered just now", labels=["component"])
+        for name, component in health["components"].items():
+            up.add_metric([name], 1 if component["ok"] else 0)
+        yield up
+        beat = GaugeMetricFamily("blockproof_heartbeat_age_seconds", "Seconds since a worker last reported",
+                                 labels=["component", "subject"])
+        for b in health["heartbeats"]:
+            if b["age_seconds"] is not None:
+                beat.add_metric([b["component"], b["subject"]], b["age_seconds"])
+        yield beat
 
         g = GaugeMetricFamily("blockproof_jobs", "Jobs by state", labels=["state"])
         for state, n in jobs.items():
@@ -98,21 +147,25 @@ class PipelineCollector(Collector):
         by_kind: dict[str, int] = {}
         for a in alerts:
             by_kind[a["kind"]] = by_kind.get(a["kind"], 0) + 1
-        for kind in ("deep_reorg", "stuck_transaction", "low_balance", "on_hold", "missing_event"):
+        for kind in ("deep_reorg", "stuck_transaction", "low_balance", "on_hold", "missing_event", "stale_heartbeat"):
             al.add_metric([kind], by_kind.pop(kind, 0))
         for kind, n in by_kind.items():
             al.add_metric([kind], n)
         yield al
 
         queues = self.facts.queues.get()
-        depth = GaugeMetricFamily("blockproof_queue_messages", "Messages in RabbitMQ queues", labels=["queue", "kind"])
-        consumers = GaugeMetricFamily("blockproof_queue_consumers", "Consumers connected to a queue", labels=["queue"])
+        depth = GaugeMetricFamily("blockproof_queue_messages", "Messages of the work queue by kind: ready and "
+                                  "unacked in the queue itself, delayed (retries waiting, <queue>.DQ), dead "
+                                  "(dead-lettered, <queue>.XQ)", labels=["queue", "kind"])
+        consumers = GaugeMetricFamily("blockproof_queue_consumers", "Consumers connected to the work queue",
+                                      labels=["queue"])
+        work = self.facts.settings.queue_name
         for q in queues["queues"]:
-            depth.add_metric([q["name"], "ready"], q["ready"] or 0)
-            if q.get("unacked") is not None:
-                depth.add_metric([q["name"], "unacked"], q["unacked"])
-            if q.get("consumers") is not None:
-                consumers.add_metric([q["name"]], q["consumers"])
+            depth.add_metric([work, QUEUE_KINDS[q["role"]]], q["ready"] or 0)
+            if q["role"] == "work" and q.get("unacked") is not None:
+                depth.add_metric([work, "unacked"], q["unacked"])
+            if q["role"] == "work" and q.get("consumers") is not None:
+                consumers.add_metric([work], q["consumers"])
         yield depth
         yield consumers
         yield GaugeMetricFamily("blockproof_broker_up", "1 when RabbitMQ answered", value=0 if queues["error"] else 1)

@@ -13,10 +13,13 @@ from web import queries
 from web.facts import DEFAULT_GAS_PER_CREDENTIAL, Facts
 
 ALERT_TITLES = {"deep_reorg": "Deep reorg", "stuck_transaction": "Stuck transaction", "low_balance": "Low balance",
-                "on_hold": "Issuance on hold", "missing_event": "Missing event"}
+                "on_hold": "Issuance on hold", "missing_event": "Missing event",
+                "stale_heartbeat": "Worker not reporting"}
 
 
-def alerts(session: Session) -> list[dict]:
+def alerts(session: Session, facts: Facts | None = None) -> list[dict]:
+    if facts is not None:
+        facts.health.get()  # raises or resolves the heartbeat alerts at most every few seconds
     return [{"id": a.id, "kind": a.kind, "title": ALERT_TITLES.get(a.kind, a.kind.replace("_", " ").capitalize()),
              "subject": a.subject, "message": a.message, "created_at": a.created_at.isoformat()}
             for a in open_alerts(session)]
@@ -60,6 +63,7 @@ def indexer(session: Session, facts: Facts) -> dict | None:
 
 def overview(session: Session, facts: Facts) -> dict:
     counts = queries.job_state_counts(session)
-    return {"alerts": alerts(session), "signers": signers(session, facts), "indexer": indexer(session, facts),
+    return {"alerts": alerts(session, facts), "health": facts.health.get(),
+            "signers": signers(session, facts), "indexer": indexer(session, facts),
             "queues": facts.queues.get(), "throughput": queries.throughput(session), "jobs": counts,
             "jobs_summary": status.summarize_counts(counts), "chain": facts.chain.get()}

@@ -57,7 +57,7 @@ class Renderer:
         alerts = []
         if user is not None:
             with Session(request.app.state.engine) as s:
-                alerts = panels.alerts(s)
+                alerts = panels.alerts(s, request.app.state.facts)
         base = {"request": request, "user": user, "csrf_token": auth.csrf_token(request), "alerts": alerts,
                 "path": request.url.path, "poll_url": None, "title": "",
                 "flash": request.session.pop("flash", None) if "session" in request.scope else None}

@@ -26,11 +26,11 @@ def get_broker() -> RabbitmqBroker:
     return _broker
 
 
-def queue_depths(queue_name: str) -> dict[str, int]:
+def queue_depths(queue_name: str, url: str | None = None) -> dict[str, int]:
     """Ready messages in the queue, its delay queue and its dead-letter queue (passive declare)."""
     import pika
 
-    params = pika.URLParameters(get_settings().broker_url)
+    params = pika.URLParameters(url or get_settings().broker_url)
     params.socket_timeout = 3
     params.blocked_connection_timeout = 3
     out = {}

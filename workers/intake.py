@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from blockproof.errors import RpcError, RpcUnavailable, TemporaryFailure
 from blockproof.rpc import Rpc
-from blockproof.settings import get_settings
+from blockproof.settings import get_settings, get_signer_settings
 from models.db import engine_for, session_scope
 from models.states import JobState
 from models.tables import Batch, Job
@@ -30,7 +30,7 @@ SENDABLE = [JobState.VALIDATED, JobState.QUEUED, JobState.RETRYING]
 
 @lru_cache
 def _context():
-    settings = get_settings()
+    settings = get_signer_settings()  # intake runs inside the signer process
     key = settings.signer_key.get_secret_value() if settings.signer_key else None
     sender = Account.from_key(key).address if key else None
     return settings, engine_for(settings.database_url), Rpc(settings.rpc_url, settings.rpc_timeout_seconds), sender

@@ -7,22 +7,23 @@ import threading
 
 import dramatiq
 
-from blockproof.settings import Settings, get_settings
+from blockproof.settings import SignerSettings, get_signer_settings, signer_private_key
 from models.db import engine_for, migrate
 from workers.signer.loop import Signer
 
 log = logging.getLogger("blockproof.signer")
 
 
-def run_signer(settings: Settings | None = None, stop: threading.Event | None = None) -> None:
-    settings = settings or get_settings()
+def run_signer(settings: SignerSettings | None = None, stop: threading.Event | None = None) -> None:
+    settings = settings or get_signer_settings()
+    key = signer_private_key(settings)  # before anything starts: a bad key is one line, not a traceback
     migrate(settings.database_url)
     engine = engine_for(settings.database_url)
     from workers.actors import get_broker  # declares the actor on the broker
 
     broker = get_broker()
     broker.declare_queue(settings.queue_name)
-    signer = Signer(settings, engine)
+    signer = Signer(settings, engine, private_key=key)
     loop = threading.Thread(target=signer.run, name="signer-loop", daemon=True)
     loop.start()
     worker = dramatiq.Worker(broker, queues={settings.queue_name}, worker_threads=1, worker_timeout=500)
