@@ -173,12 +173,16 @@ def cmd_signer(args) -> int:
     from blockproof.errors import ConfigurationError
     from workers.signer.main import run_signer
 
+    from workers.signer.lease import LeaseHeld
+
     try:
-        run_signer()
+        return run_signer(standby=args.standby)
     except ConfigurationError as exc:
         _err(f"error: {exc}")
         return EXIT_USAGE
-    return EXIT_OK
+    except LeaseHeld as exc:
+        _err(f"error: {exc} Stop it first, or start this one with --standby to take over when it stops.")
+        return EXIT_ERROR
 
 
 def cmd_consumer(args) -> int:
@@ -396,7 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
 
-    sub.add_parser("signer", help="run the signer worker (one per key)").set_defaults(func=cmd_signer)
+    sg = sub.add_parser("signer", help="run the signer worker (one per key; a second one for the same key is refused)")
+    sg.add_argument("--standby", action="store_true",
+                    help="wait while another signer holds this key's lease, and take over when it stops or dies")
+    sg.set_defaults(func=cmd_signer)
     c = sub.add_parser("consumer", help="run the event consumer")
     c.add_argument("--resync-from", type=int, metavar="BLOCK", help="after a deep-reorg alert: re-ingest after BLOCK")
     c.set_defaults(func=cmd_consumer)

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     single_gas_margin_percent: float = Field(10.0, description="the same margin for single calls")
     base_fee_multiplier: float = Field(3.0, description="maxFeePerGas = base fee × this + tip")
     max_tx_gas: int = Field(15_000_000, description="largest gas a batch transaction may use; bigger batches are halved (EIP-7825 caps a transaction at 16,777,216)")
+    signer_lease_seconds: float = Field(15.0, description="a signer's lease on its key lasts this long unless renewed (every third of it); a killed signer's successor takes over after it (at once on PostgreSQL)")
     stall_alert_minutes: float = Field(5.0, description="raise a signer_stalled alert when ready jobs have waited this long without a transaction sent or a job settled, and no hold explains it")
     low_balance_issuances: int = Field(1000, description="raise a low_balance alert when the signer's balance pays for fewer credentials than this")
     max_retries: int = Field(5, description="automatic retries of a temporary failure before a job is dead")

@@ -84,3 +84,51 @@ def test_two_signers_started_at_the_same_moment_never_both_hold_the_lease(databa
             i, outcome = line.split()
             winners[int(i)] += outcome == "won"
     assert set(winners.values()) == {1}, winners
+
+
+def signer_command(p, *args: str, **kwargs):
+    import os
+
+    return subprocess.Popen([sys.executable, "-m", "blockproof.cli", "signer", *args], cwd=PROJECT_ROOT,
+                            env=os.environ | p.env_vars(), **kwargs)
+
+
+def test_a_second_signer_exits_at_once_and_a_standby_takes_over_from_a_killed_holder_issuing_every_row_once(
+        make_pipeline, database_url, tmp_path):
+    import signal as signals
+
+    from sqlmodel import Session
+
+    from tests.faults import wait_for
+    from tests.harness import write_csv
+
+    p = make_pipeline(database_url)
+    p.start("consumer")
+    holder = p.start("signer")
+
+    def lease_row():
+        with Session(p.engine) as s:
+            return s.get(SignerLease, f"{p.rpc.chain_id()}:{p.env.signer_address.lower()}")
+
+    wait_for(lease_row, 60, what="the first signer's lease")
+    second = signer_command(p, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 1 and f"pid {holder.pid}" in err and "--standby" in err, err[-2000:]
+
+    standby_log = open(tmp_path / "standby.log", "w")
+    standby = signer_command(p, "--standby", stdout=standby_log, stderr=subprocess.STDOUT)
+    try:
+        report = p.upload(write_csv(tmp_path / "rows.csv", 1000, seed=951))
+        wait_for(lambda: 0 < p.counts().get("confirmed", 0) < 1000, 120, interval=0.2,
+                 what="the first credentials, while most of the batch remains")
+        holder.send_signal(signals.SIGKILL)
+        holder.wait(timeout=20)
+        p.procs.pop("signer")
+        wait_for(lambda: (row := lease_row()) is not None and row.pid == standby.pid, 60,
+                 what="the standby to take the lease")
+        p.wait_until_settled(report.new, timeout=240)
+        p.assert_exactly_once(report.new)
+        p.assert_no_nonce_gap()
+    finally:
+        standby.terminate()
+        standby.wait(timeout=20)

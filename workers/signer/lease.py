@@ -84,6 +84,7 @@ class Lease:
         try:
             with Session(self.engine) as s:
                 row = s.get(SignerLease, self.key)
+                holder_is_gone = holder_is_gone or (row is not None and self._died_here(row))
                 if not can_take(row, self.me, now, holder_is_gone=holder_is_gone):
                     raise LeaseHeld(f"another signer for {self.address} on chain {self.chain_id} is running: "
                                     f"{describe(row)}. Only one signer per key may run.")
@@ -110,6 +111,18 @@ class Lease:
             self.release_lock()
             raise
         log.info("signer lease for %s on chain %s taken (pid %s)", self.address, self.chain_id, self.me.pid)
+
+    def _died_here(self, row: SignerLease) -> bool:
+        """A holder on this very host whose process no longer exists (killed, crashed) holds nothing."""
+        if row.host != self.me.host or row.pid == self.me.pid:
+            return False
+        try:
+            os.kill(row.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
 
     def renew(self) -> None:
         now = self.clock()

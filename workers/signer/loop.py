@@ -22,6 +22,7 @@ from models.states import JobState, utcnow
 from models.tables import Batch, ChainTransaction, Job, SignerState, TxAttempt
 from models.transitions import claim_ready, link_submitted, transition_many
 from workers.signer import already_issued, fees, nonce, packer, sender, stall, tracker
+from workers.signer.lease import LeaseLost
 from workers.signer.rpc_errors import SendOutcome, is_too_big
 from workers.signer.simulate import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
 
@@ -65,6 +66,8 @@ class Signer:
         self._stall_alerted = True  # a stall alert left open by an earlier run is resolved on first progress
         self._stuck_alerted = True  # likewise a stuck alert, once nothing is stuck
         self.last_error = ""
+        self.lease = None  # workers.signer.lease.Lease: checked in every transaction that signs
+        self.on_lease_lost = lambda: None
         self._reorg_checked = 0.0
         self.block_gas_limit = 0
         # fault injection for tests, read once at start-up (see Settings.fault_kill_after_sign)
@@ -89,6 +92,11 @@ class Signer:
                     prepared = True
                 worked = self.step()
                 backoff = 0.5
+            except LeaseLost as exc:  # another signer owns the key now: not one more signature from here
+                log.error("%s", exc)
+                self.stop_event.set()
+                self.on_lease_lost()
+                return
             except (RpcUnavailable, OperationalError) as exc:
                 self.last_error = exc.__class__.__name__ + ": " + str(exc)[:200]
                 log.warning("signer waiting %.1fs: %s", backoff, self.last_error)
@@ -244,6 +252,7 @@ class Signer:
             if not missing:
                 return False
             max_fee, tip = self._initial_fees()
+            self._check_lease(s)
             made = []
             for n in missing[:50]:
                 tx = ChainTransaction(signer=self.address, nonce=n, kind="noop", to_address=self.address,
@@ -289,6 +298,7 @@ class Signer:
                 base_fee_multiplier=settings.base_fee_multiplier, ceiling=int(settings.max_fee_gwei * GWEI),
             )
             if bumped:
+                self._check_lease(s)
                 latest = sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx, max_fee=bumped[0], tip=bumped[1])
                 s.commit()  # write-ahead: the replacement is on disk before the node sees it
                 log.info("nonce %s: replacement %s with max fee %s gwei", tx.nonce, latest.tx_hash, bumped[0] / GWEI)
@@ -481,6 +491,7 @@ class Signer:
         if not ready:
             s.commit()
             return 0
+        self._check_lease(s)
         first = nonce.reserve(s, self.address, self.chain_nonce, count=len(ready))
         txs = [ChainTransaction(signer=self.address, nonce=first + i, kind=call.kind, to_address=self.vault,
                                 data=call.data, gas_limit=limit, job_count=len(call.jobs))
@@ -542,6 +553,10 @@ class Signer:
         reason, _ = self.institution_holds.pop(institution)
         log.info("issuance for institution %s resumes (was: %s)", institution, reason)
         resolve_alerts(s, "institution_on_hold", institution)
+
+    def _check_lease(self, s: Session) -> None:
+        if self.lease is not None:
+            self.lease.check(s)
 
     # ---- progress ------------------------------------------------------------------------
     def _progressed(self) -> None:
