@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID, EXIT_PARTIAL = 0, 1, 2, 3, 4
@@ -56,9 +55,10 @@ def cmd_upload(args) -> int:
         return 130
     except Exception as exc:  # database, broker: say what happened, and how to finish the job
         progress.clear()
-        hint = report.warnings[-1] if report and report.warnings and "requeue" in report.warnings[-1] else ""
-        _err(f"error: {exc.__class__.__name__}: {exc}" + (f"\n{hint}" if hint else ""))
-        _json_error(args, f"{exc.__class__.__name__}: {exc}", report)
+        _err(f"error: {exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}")
+        if report is not None and report.batch_ids:  # written: the counts, and the `requeue` that finishes it
+            print_upload_summary(report)
+        _json_error(args, f"{exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}", report)
         return EXIT_ERROR
     progress.clear()
     if args.json:
@@ -462,12 +462,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _broker_url() -> str | None:
+    try:
+        from blockproof.settings import get_settings
+
+        return get_settings().broker_url
+    except Exception:  # a bad setting is reported by the command that needs it
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("pika", "alembic", "dramatiq.worker.ConsumerThread"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from blockproof import logs
+
+    logs.configure(verbose=args.verbose, broker_url=_broker_url())
     try:
         return args.func(args)
     except KeyboardInterrupt:

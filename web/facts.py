@@ -35,6 +35,7 @@ class Facts:
         self.chain = Cached(3.0, self._chain)
         self.queues = Cached(2.0, self._queues)
         self.health = Cached(3.0, self._health)
+        self.heartbeats = Cached(3.0, self._heartbeats)
         self._management_down_until = 0.0
 
     # ---- reachability and heartbeats (checking them raises or resolves the stale_heartbeat alerts) ------------
@@ -50,9 +51,14 @@ class Facts:
             "database": {"ok": database.ok, "detail": database.detail}}
         for c in components.values():
             c["state"] = "reachable" if c["ok"] else "UNREACHABLE"
-        beats = health.watch(self.engine, self.settings.heartbeat_stale_seconds) if self.engine is not None else []
+        beats = self.heartbeats.get()
         return {"components": components, "heartbeats": beats,
                 "ok": all(c["ok"] for c in components.values()) and not any(b["stale"] for b in beats)}
+
+    def _heartbeats(self) -> list[dict]:
+        from blockproof import health
+
+        return health.watch(self.engine, self.settings.heartbeat_stale_seconds) if self.engine is not None else []
 
     # ---- chain -------------------------------------------------------------------------------
     def _chain(self) -> dict:

@@ -19,7 +19,7 @@ ALERT_TITLES = {"deep_reorg": "Deep reorg", "stuck_transaction": "Stuck transact
 
 def alerts(session: Session, facts: Facts | None = None) -> list[dict]:
     if facts is not None:
-        facts.health.get()  # raises or resolves the heartbeat alerts at most every few seconds
+        facts.heartbeats.get()  # raises or resolves the heartbeat alerts, at most every few seconds
     return [{"id": a.id, "kind": a.kind, "title": ALERT_TITLES.get(a.kind, a.kind.replace("_", " ").capitalize()),
              "subject": a.subject, "message": a.message, "created_at": a.created_at.isoformat()}
             for a in open_alerts(session)]
