@@ -99,7 +99,7 @@ def client_main(args) -> None:
 
 
 # ---- setup ------------------------------------------------------------------------------------------------
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -187,7 +187,7 @@ def main() -> None:
         known, unknown = events[: len(events) // 2], events[len(events) // 2:]
         db_url = f"sqlite:///{workdir / 'verify.db'}"
         _seed_database(db_url, known)
-        port = _free_port()
+        port = free_port()
         server_env = os.environ | {
             "DATABASE_URL": db_url, "BLOCKPROOF_RPC_URL": chain.rpc_url, "BLOCKPROOF_VAULT_ADDRESS": env.vault_address,
             "BLOCKPROOF_PRODUCTION": "true", "BLOCKPROOF_OPERATOR_PASSWORD": uuid.uuid4().hex,

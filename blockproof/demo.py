@@ -2,7 +2,9 @@
 the sample graduation list uploaded, a progress bar until every row is settled, and a summary."""
 from __future__ import annotations
 
+import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -10,11 +12,24 @@ import time
 import uuid
 from pathlib import Path
 
-from blockproof.devchain import DevChain, deploy_dev_environment
+from blockproof.devchain import free_port
 from blockproof.settings import PROJECT_ROOT, Settings
 from workers.broker import broker_problem, delete_queue
 
 DEMO_DIR = PROJECT_ROOT / "var" / "demo"
+# The README's "Running the components yourself", command for command: the demo runs exactly these, with the
+# settings they default to, so that the demo and that path cannot drift apart (tests/test_readme_components.py
+# runs them as the README shows them).
+CHAIN, SIGNER, CONSUMER, UPLOAD = "blockproof chain", "blockproof signer", "blockproof consumer", "blockproof upload"
+
+
+def demo_environment(queue: str) -> dict[str, str]:
+    """A user's shell with none of our settings, but for the demo's own queue: a signer of the README path
+    sharing this broker must never take the demo's messages (nor the demo its)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKPROOF_") and k != "DATABASE_URL"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["BLOCKPROOF_QUEUE_NAME"] = queue
+    return env
 
 
 def run_demo(*, csv_path: str, block_time: float) -> int:
@@ -30,63 +45,58 @@ def run_demo(*, csv_path: str, block_time: float) -> int:
     shutil.rmtree(DEMO_DIR, ignore_errors=True)
     DEMO_DIR.mkdir(parents=True)
     queue = f"demo-{uuid.uuid4().hex[:8]}"
-    chain = DevChain(block_time=block_time)
+    env = demo_environment(queue)
     procs: list[subprocess.Popen] = []
     started = time.monotonic()
+
+    def start(command: list[str], name: str) -> subprocess.Popen:
+        log = open(DEMO_DIR / f"{name}.log", "w")
+        proc = subprocess.Popen(command, cwd=DEMO_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
     try:
         print("starting a local dev chain (Anvil) and deploying BlockProofCredentialVault…", file=sys.stderr)
-        chain.start()
-        deploy_block = chain.w3.eth.block_number
-        env = deploy_dev_environment(chain)
-        overrides = {
-            "DATABASE_URL": f"sqlite:///{DEMO_DIR / 'blockproof.db'}", "BLOCKPROOF_RPC_URL": chain.rpc_url,
-            "BLOCKPROOF_VAULT_ADDRESS": env.vault_address, "BLOCKPROOF_VAULT_DEPLOY_BLOCK": str(deploy_block),
-            "BLOCKPROOF_SIGNER_ADDRESS": env.signer_address, "BLOCKPROOF_QUEUE_NAME": queue,
-            "BLOCKPROOF_DOCUMENT_DIR": str(DEMO_DIR / "documents"), "BLOCKPROOF_CONFIRMATIONS": "2",
-        }
-        child_env = os.environ | overrides
-        from models.db import migrate
-
-        migrate(overrides["DATABASE_URL"])
-        for role in ("signer", "consumer"):
-            log = open(DEMO_DIR / f"{role}.log", "w")
-            role_env = child_env | {"BLOCKPROOF_SIGNER_KEY": env.signer_key} if role == "signer" else child_env
-            procs.append(subprocess.Popen([sys.executable, "-m", "blockproof.cli", role], env=role_env,
-                                          stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT))
+        # on a free port rather than the README's 8545, so the demo also runs beside a chain of your own
+        chain = start([*CHAIN.split(), "--port", str(free_port()), "--block-time", str(block_time)], "chain")
+        deadline = time.monotonic() + 120
+        while not (DEMO_DIR / "var" / "dev.env").exists():
+            if chain.poll() is not None or time.monotonic() > deadline:
+                print(f"error: `{CHAIN}` did not start; see var/demo/chain.log", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        start(SIGNER.split(), "signer")
+        start(CONSUMER.split(), "consumer")
         print(f"signer and consumer started (logs in {DEMO_DIR.relative_to(PROJECT_ROOT)}/)", file=sys.stderr)
-        os.environ.update(overrides)
-        from blockproof.settings import get_settings
-
-        get_settings.cache_clear()
-        settings = get_settings()
-        from models.db import engine_for, migrate
-        from producers.upload import commit, plan
-
-        migrate(settings.database_url)
-        engine = engine_for(settings.database_url)
         upload_started = time.monotonic()
-        report, rows = plan(csv_path, filename=Path(csv_path).name, institution=None, settings=settings, engine=engine)
-        report = commit(report, rows, settings=settings, engine=engine, created_by="demo")
-        print(f"uploaded {csv_path}: {report.total_rows} rows, {report.new} new, {report.invalid} invalid; "
-              f"batch {report.batch_id} queued", file=sys.stderr)
-        summary = _watch(settings, engine, report.batch_id, report.new, procs, Progress, BarColumn, TextColumn,
+        upload = subprocess.run([*UPLOAD.split(), str(Path(csv_path).resolve()), "--json"], cwd=DEMO_DIR, env=env,
+                                capture_output=True, text=True)
+        if upload.returncode not in (0, 4):
+            print(upload.stderr, file=sys.stderr)
+            return upload.returncode
+        report = json.loads(upload.stdout)
+        print(f"uploaded {csv_path}: {report['total_rows']} rows, {report['new']} new, {report['invalid']} invalid; "
+              f"batch {report['batch_id']} queued", file=sys.stderr)
+        from models.db import engine_for
+
+        engine = engine_for(f"sqlite:///{DEMO_DIR / 'var' / 'blockproof.db'}")
+        summary = _watch(engine, report["batch_id"], report["new"], procs, Progress, BarColumn, TextColumn,
                          TimeElapsedColumn)
         elapsed = time.monotonic() - upload_started
         _print_summary(summary, report, elapsed, time.monotonic() - started)
-        return 0 if summary["failed"] == 0 and summary["confirmed"] == report.new else 4
+        return 0 if summary["failed"] == 0 and summary["confirmed"] == report["new"] else 4
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
+        for proc in reversed(procs):  # the chain last: it stops its Anvil on SIGINT
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        chain.stop()
         delete_queue(base.broker_url, queue)
 
 
-def _watch(settings, engine, batch_id, expected, procs, Progress, BarColumn, TextColumn, TimeElapsedColumn) -> dict:
+def _watch(engine, batch_id, expected, procs, Progress, BarColumn, TextColumn, TimeElapsedColumn) -> dict:
     from sqlmodel import Session
 
     from blockproof import status
@@ -114,7 +124,7 @@ def _print_summary(info: dict, report, elapsed: float, total: float) -> None:
     gas = info.get("gas_per_credential")
     lines = [
         "", "BlockProof Issuer demo: summary",
-        f"  rows in file            {report.total_rows}",
+        f"  rows in file            {report['total_rows']}",
         f"  confirmed on chain      {info['confirmed']}",
         f"  failed                  {info['failed']}",
         f"  transactions            {info['transactions']}",

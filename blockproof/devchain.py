@@ -68,7 +68,7 @@ def default_accounts() -> list[DevAccount]:
     return list(_ACCOUNTS)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -182,7 +182,7 @@ class DevChain:
         last_error: Exception | None = None
         for _ in range(attempts):
             if not explicit_port:
-                self.port = _free_port()
+                self.port = free_port()
             try:
                 self._spawn_and_wait()
                 return self

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from blockproof import demo
 from blockproof.devchain import anvil_available
 from blockproof.settings import PROJECT_ROOT
 from tests.conftest import require
@@ -29,8 +30,8 @@ from workers.broker import delete_queue
 
 README = (PROJECT_ROOT / "README.md").read_text()
 VENV_BIN = Path(sys.executable).parent
-CHAIN, SIGNER, CONSUMER = "blockproof chain", "blockproof signer", "blockproof consumer"
-UPLOAD = "blockproof upload graduates.csv"
+CHAIN, SIGNER, CONSUMER, WEB = demo.CHAIN, demo.SIGNER, demo.CONSUMER, "blockproof web"
+UPLOAD = f"{demo.UPLOAD} graduates.csv"
 STATUS = "blockproof status 1 --json"
 DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -60,7 +61,7 @@ def clean_environment() -> dict:
 
 @pytest.fixture
 def readme_port_lock():
-    """The README's chain listens on :8545; two runs of this test on one machine take turns."""
+    """The README's chain listens on :8545 and its web on :8000; two runs of this test on one machine take turns."""
     with open("/tmp/blockproof-readme-8545.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
@@ -68,8 +69,16 @@ def readme_port_lock():
 
 def test_every_command_run_here_is_shown_in_the_readme_as_written():
     shown = readme_commands()
-    for command in (CHAIN, SIGNER, CONSUMER, "blockproof upload graduates.csv", "blockproof status [BATCH] [--json]"):
+    for command in (CHAIN, SIGNER, CONSUMER, WEB, UPLOAD, "blockproof status [BATCH] [--json]"):
         assert command in shown, command
+
+
+def test_the_demo_runs_the_same_commands_with_no_setting_of_its_own_but_its_queue():
+    env = demo.demo_environment("demo-x")
+    assert {k for k in env if k.startswith("BLOCKPROOF_") or k == "DATABASE_URL"} == {"BLOCKPROOF_QUEUE_NAME"}
+    source = (PROJECT_ROOT / "blockproof" / "demo.py").read_text()
+    for name in ("CHAIN", "SIGNER", "CONSUMER", "UPLOAD"):
+        assert f"{name}.split()" in source, f"the demo does not run {name}"
 
 
 def test_the_readme_component_commands_with_their_defaults_issue_the_sample_list(rabbitmq, readme_port_lock):
@@ -98,6 +107,7 @@ def test_the_readme_component_commands_with_their_defaults_issue_the_sample_list
             time.sleep(0.2)
         start(SIGNER, "signer")
         start(CONSUMER, "consumer")
+        start(WEB, "web")
         upload = subprocess.run(shlex.split(UPLOAD), cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
         assert upload.returncode == 0, upload.stderr + logs()
         deadline = time.monotonic() + 300
@@ -111,6 +121,10 @@ def test_the_readme_component_commands_with_their_defaults_issue_the_sample_list
                 assert proc.poll() is None, f"{proc.args} exited with {proc.returncode}\n" + logs()
             time.sleep(2)
         assert (batch["confirmed"], batch["failed"]) == (1000, 0), json.dumps(batch) + logs()
+        import urllib.request
+
+        with urllib.request.urlopen("http://127.0.0.1:8000/healthz", timeout=10) as answer:
+            assert answer.status == 200, logs()
     finally:
         for proc in procs:
             if proc.poll() is None:

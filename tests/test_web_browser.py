@@ -33,7 +33,7 @@ REVERT_ALWAYS = "0x60006000fd"  # PUSH1 0 PUSH1 0 REVERT: a contract that refuse
 OPERATOR_PW, VIEWER_PW = "op-" + uuid.uuid4().hex[:12], "view-" + uuid.uuid4().hex[:12]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -47,7 +47,7 @@ def web(make_pipeline, sqlite_url, tmp_path):
     p = make_pipeline(sqlite_url)
     p.start("signer")
     p.start("consumer")
-    port = _free_port()
+    port = free_port()
     env = os.environ | p.env_vars() | {"BLOCKPROOF_OPERATOR_PASSWORD": OPERATOR_PW,
                                        "BLOCKPROOF_VIEWER_PASSWORD": VIEWER_PW,
                                        "BLOCKPROOF_WEB_SECRET": uuid.uuid4().hex * 2}

@@ -22,7 +22,7 @@ from blockproof.settings import PROJECT_ROOT
 from models.tables import Job, SignerState
 from tests.conftest import require
 from tests.harness import Pipeline, rabbitmq_up, write_csv
-from tests.test_web_browser import ARGS, CHROMIUM, REVERT_ALWAYS, _free_port, _login, _wait_text
+from tests.test_web_browser import ARGS, CHROMIUM, REVERT_ALWAYS, free_port, _login, _wait_text
 from web.actions import set_signer_paused
 
 OPERATOR_PW = "op-" + uuid.uuid4().hex[:12]
@@ -98,7 +98,7 @@ def site(tmp_path_factory):
     p = Pipeline(chain=chain, database_url=f"sqlite:///{workdir / 'blockproof.db'}", workdir=workdir)
     p.start("signer")
     p.start("consumer")
-    port = _free_port()
+    port = free_port()
     env = os.environ | p.env_vars() | {"BLOCKPROOF_OPERATOR_PASSWORD": OPERATOR_PW,
                                        "BLOCKPROOF_VIEWER_PASSWORD": "view-" + uuid.uuid4().hex[:12],
                                        "BLOCKPROOF_WEB_SECRET": uuid.uuid4().hex * 2}
