@@ -40,7 +40,7 @@ TARGETS = {  # gas per credential, batches of 100 (from the task)
     "distinct": 330_000,
     "empty": 140_000,
 }
-REFERENCE = {"distinct": 400_000, "empty": 223_000, "revoke": 80_000}  # CONTRACT.md
+REFERENCE = {"distinct": 400_000, "empty": 223_000, "revoke": 80_000}  # the interface's reference costs (docs/contract.md)
 
 _counter = 0
 

@@ -377,7 +377,7 @@ def render(results: list[Result], info: dict, command: str, load_start: str, loa
         f"Chain: {info['anvil']}, a fresh Anvil per phase, `--block-time {BLOCK_TIME}`, `--gas-limit {GAS_LIMIT:,}`  ",
         f"Settings passed to the signer and consumer: `{json.dumps(tunables())}` (everything else the defaults of "
         "blockproof/settings.py)", "",
-        "What limits each run: the README's Benchmarks section.", "",
+        "What limits each run: docs/throughput.md.", "",
         "Credentials/s is end to end: for the baseline from the first build_transaction to the last receipt; for the "
         "pipeline from the upload command (producers.upload plan + commit, in process: CSV validation, fingerprints, "
         "documents, bulk insert, publishing) to the moment the event consumer has confirmed the last job "

@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = sub.add_parser("upload", help="validate a graduation-list CSV and queue its rows",
                        description="Validate every row, check it against the database and the chain, pre-flight the "
-                       "contract rules, then write and queue the new rows (README: 'The graduation-list CSV').",
+                       "contract rules, then write and queue the new rows (docs/csv-format.md).",
                        epilog="exit codes: 0 ok; 1 error (nothing written, or written but not all queued: see the "
                        "message); 2 usage; 3 validation failed (nothing written); 4 valid rows queued, some rows "
                        "invalid; 130 interrupted")
@@ -416,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     rv = sub.add_parser("revoke", help="revoke a credential, or every credential listed in a CSV (--file)")
     rv.add_argument("credential", type=int, nargs="?")
     rv.add_argument("--reason", help="why (required for one credential; a CSV has a reason column)")
-    rv.add_argument("--file", metavar="CSV", help="credential ids or fingerprints with reasons (README: 'The graduation-list CSV')")
+    rv.add_argument("--file", metavar="CSV", help="credential ids or fingerprints with reasons (docs/csv-format.md)")
     rv.add_argument("--dry-run", action="store_true", help="report only: write and queue nothing")
     rv.add_argument("--errors-out", metavar="FILE", help="write every invalid row of the CSV to this file")
     rv.add_argument("--reject-on-invalid", action="store_true", help="queue nothing if any row is invalid")

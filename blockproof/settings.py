@@ -141,8 +141,19 @@ def signer_private_key(settings: SignerSettings) -> str:
     return key
 
 
+CONFIGURATION_DOC = PROJECT_ROOT / "docs" / "configuration.md"
+CONFIGURATION_INTRO = """# Configuration
+
+Every tunable is one field of the one settings object (`blockproof/settings.py`), read from the environment,
+then from `.env` and `var/dev.env` in the working directory. This page is generated from it:
+`python -m blockproof.settings > docs/configuration.md` (a test fails when it is out of date).
+`BLOCKPROOF_SIGNER_KEY` is read by `blockproof signer` alone; every other process ignores it.
+
+"""
+
+
 def settings_table() -> str:
-    """The README's configuration table, generated from the fields above."""
+    """The configuration table of docs/configuration.md, generated from the fields above."""
     rows = ["| variable | default | what it does |", "| --- | --- | --- |"]
     for name, field in SignerSettings.model_fields.items():
         env = "DATABASE_URL" if name == "database_url" else f"BLOCKPROOF_{name.upper()}"
@@ -151,5 +162,9 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def configuration_doc() -> str:
+    return CONFIGURATION_INTRO + settings_table() + "\n"
+
+
 if __name__ == "__main__":
-    print(settings_table())
+    print(configuration_doc(), end="")

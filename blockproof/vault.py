@@ -1,6 +1,6 @@
 """Calldata and event codec for the BlockProofCredentialVault interface (and our batch extension).
 
-Written against the ABI signatures in CONTRACT.md, so it works with any deployment of the interface.
+Written against the interface's ABI signatures (docs/contract.md), so it works with any deployment of the interface.
 """
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ class RevocationReport:
 
 
 def requests_from_csv(source) -> tuple[list[RevocationRequest], list[RowError], int]:
-    """Read a revocation CSV (see the README, "The revocation CSV"): (requests, row errors, data rows)."""
+    """Read a revocation CSV (docs/csv-format.md, "The revocation CSV"): (requests, row errors, data rows)."""
     found, errors, total = read_revocations(source)
     return [RevocationRequest(**r) for r in found], errors, total
 

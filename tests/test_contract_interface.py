@@ -1,4 +1,4 @@
-"""Every call, error, event and rule of CONTRACT.md, on a real Anvil, against BOTH our vault and the
+"""Every call, error, event and rule of the interface (docs/contract.md), on a real Anvil, against BOTH our vault and the
 interface-only Basic contract (so the Basic one is proven to be a faithful compatibility target)."""
 
 from __future__ import annotations

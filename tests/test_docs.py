@@ -1,14 +1,42 @@
-"""The README is the front door: it must show the two commands and document every setting."""
-from blockproof.settings import PROJECT_ROOT, Settings
+"""The README is the front door (two commands, the flow, the layout, where to read on, at most 12,000
+characters); the reference lives in docs/, cites only files that exist, and documents every setting."""
+import re
+
+from blockproof.settings import PROJECT_ROOT, Settings, SignerSettings, configuration_doc
 
 README = (PROJECT_ROOT / "README.md").read_text()
+DOCS = {p: p.read_text() for p in [PROJECT_ROOT / "README.md", PROJECT_ROOT / "BENCHMARKS.md",
+                                    *sorted((PROJECT_ROOT / "docs").glob("*.md"))]}
 
 
-def test_readme_shows_the_two_commands():
+def test_readme_shows_the_two_commands_and_stays_a_front_door():
     assert "make demo" in README and "make test" in README
+    assert len(README) <= 12_000, f"README.md has {len(README):,} characters"
 
 
-def test_every_setting_is_documented_in_the_readme():
-    for name in Settings.model_fields:
+def test_every_setting_is_documented_and_the_configuration_page_is_generated_from_the_settings():
+    page = (PROJECT_ROOT / "docs" / "configuration.md").read_text()
+    assert page == configuration_doc(), "run: python -m blockproof.settings > docs/configuration.md"
+    for name in SignerSettings.model_fields:
         env = "DATABASE_URL" if name == "database_url" else f"BLOCKPROOF_{name.upper()}"
-        assert f"`{env}`" in README, f"{env} is not documented in README.md"
+        assert f"`{env}`" in page, env
+    assert set(Settings.model_fields) <= set(SignerSettings.model_fields)
+
+
+def test_every_file_the_docs_link_to_or_name_exists():
+    for path, text in DOCS.items():
+        for target in re.findall(r"\]\(([^)#]+)\)", text):
+            if not target.startswith(("http://", "https://")):
+                assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
+        for name in re.findall(r"`([\w./-]+\.(?:md|py|sol|json|yaml|mjs))`", text):
+            if ("/" in name or name.endswith(".md")) and not name.startswith(("/", "var/")):  # URLs, run-time files
+                found = ((PROJECT_ROOT / name).exists() or (path.parent / name).exists()
+                         or any(PROJECT_ROOT.glob(f"*/{name}")))  # a layout row names files inside its folder
+                assert found, f"{path.name} names {name}, which is not in the repository"
+
+
+def test_the_docs_do_not_cite_the_design_notes_outside_the_repository():
+    outside = ("ARCHITECTURE.md", "CONTRACT.md", "RELIABILITY.md", "MISSION.md", "PRODUCTION.md", "UX.md")
+    for path, text in DOCS.items():
+        for name in outside:
+            assert name not in text, f"{path.name} cites {name}, which is not in the repository"

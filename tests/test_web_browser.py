@@ -24,7 +24,7 @@ from tests.conftest import require
 from tests.harness import write_csv
 
 CHROMIUM = "/usr/bin/chromium"
-# `make screenshots` sets this to docs/screenshots to refresh the README's pictures; a plain test run
+# `make screenshots` sets this to docs/screenshots to refresh the docs' pictures; a plain test run
 # keeps its screenshots out of the working tree
 SHOTS = Path(os.environ.get("BLOCKPROOF_SCREENSHOTS_DIR") or tempfile.gettempdir() + "/blockproof-screenshots")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

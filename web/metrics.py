@@ -15,7 +15,7 @@ from web import panels, queries
 from web.facts import Facts
 
 QUANTILES = (0.5, 0.9, 0.99)
-# a queue's role (web.facts) -> the `kind` label of blockproof_queue_messages that the README's alert rules use
+# a queue's role (web.facts) -> the `kind` label of blockproof_queue_messages that the documented alert rules use (docs/web-and-api.md)
 QUEUE_KINDS = {"work": "ready", "delayed": "delayed", "dead-letter": "dead"}
 
 
