@@ -185,6 +185,54 @@ def cmd_signer(args) -> int:
         return EXIT_ERROR
 
 
+def cmd_key(args) -> int:
+    """Keystores for the signer, without ever printing a key."""
+    import getpass
+    import os
+    from pathlib import Path
+
+    from eth_account import Account
+    from eth_utils import to_checksum_address
+
+    if args.key_command == "address":
+        try:
+            print(to_checksum_address("0x" + json.loads(Path(args.file).read_text())["address"].removeprefix("0x")))
+        except (OSError, ValueError, KeyError) as exc:
+            _err(f"error: {args.file} is not a keystore ({exc.__class__.__name__})")
+            return EXIT_USAGE
+        return EXIT_OK
+    out = Path(args.out)
+    if out.exists():
+        _err(f"error: {out} exists; not overwritten")
+        return EXIT_USAGE
+    if args.key_command == "new":
+        account = Account.create()
+    else:
+        secret = getpass.getpass("private key (hex): ") if sys.stdin.isatty() else sys.stdin.readline()
+        try:
+            account = Account.from_key(secret.strip())
+        except Exception:
+            _err("error: that is not a private key (64 hex digits); the value is not shown")
+            return EXIT_USAGE
+    if args.password_file:
+        password = Path(args.password_file).read_text().rstrip("\n")
+    else:
+        password = getpass.getpass("keystore password: ")
+        if password != getpass.getpass("again: "):
+            _err("error: the passwords differ")
+            return EXIT_USAGE
+    if len(password) < 8:
+        _err("error: choose a password of at least 8 characters")
+        return EXIT_USAGE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(Account.encrypt(account.key, password), handle)
+    print(account.address)
+    _err(f"keystore written to {out}: set BLOCKPROOF_SIGNER_KEYSTORE={out} and BLOCKPROOF_SIGNER_PASSWORD_FILE")
+    return EXIT_OK
+
+
 def cmd_consumer(args) -> int:
     from workers.consumer.follower import resync_from
     from workers.consumer.main import run_consumer
@@ -400,6 +448,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
 
+    k = sub.add_parser("key", help="encrypted keystores for the signer (the key itself is never printed)")
+    ks = k.add_subparsers(dest="key_command", required=True)
+    for name, text in (("new", "create a new key in an encrypted keystore"),
+                       ("import", "encrypt an existing hex key (read from the terminal or stdin) into a keystore")):
+        kp = ks.add_parser(name, help=text)
+        kp.add_argument("--out", required=True, metavar="FILE")
+        kp.add_argument("--password-file", metavar="FILE", help="else asked twice on the terminal")
+    ka = ks.add_parser("address", help="the address of a keystore")
+    ka.add_argument("file")
+    k.set_defaults(func=cmd_key)
     sg = sub.add_parser("signer", help="run the signer worker (one per key; a second one for the same key is refused)")
     sg.add_argument("--standby", action="store_true",
                     help="wait while another signer holds this key's lease, and take over when it stops or dies")

@@ -113,7 +113,13 @@ class SignerSettings(Settings):
     consumer, `upload` and `status` build `Settings`, which ignores the key even where var/dev.env has it."""
 
     signer_key: SecretStr | None = Field(None, description="hex private key of the signing controller; read by "
-                                                           "`blockproof signer` only (never logged)")
+                                                           "`blockproof signer` only (never logged); development only, "
+                                                           "refused when BLOCKPROOF_PRODUCTION=true")
+    signer_keystore: str = Field("", description="encrypted keystore (Web3 Secret Storage v3 JSON) of the signing key; "
+                                                 "`blockproof key new|import` writes one")
+    signer_password_file: str = Field("", description="file holding the keystore's password (else the signer asks)")
+    signer_url: str = Field("", description="remote signer (JSON-RPC eth_signTransaction: Web3Signer, Clef) holding "
+                                            "the key of BLOCKPROOF_SIGNER_ADDRESS")
 
 
 def get_signer_settings() -> SignerSettings:

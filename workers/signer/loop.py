@@ -39,14 +39,19 @@ FIRST_BATCH_GAS_PER_CREDENTIAL = 240_000
 
 
 class Signer:
-    def __init__(self, settings: Settings, engine, *, private_key: str | None = None, rpc: Rpc | None = None):
-        key = private_key or (settings.signer_key.get_secret_value() if settings.signer_key else None)
-        if not key:
-            raise ValueError("BLOCKPROOF_SIGNER_KEY is not set: the signer needs the controller's private key")
+    def __init__(self, settings: Settings, engine, *, private_key: str | None = None, key_backend=None,
+                 rpc: Rpc | None = None):
+        """`key_backend`: workers.signer.keys (keystore, remote signer); `private_key`: a dev key, for tests."""
+        if key_backend is None:
+            key = private_key or (settings.signer_key.get_secret_value() if getattr(settings, "signer_key", None)
+                                  else None)
+            if not key:
+                raise ValueError("BLOCKPROOF_SIGNER_KEY is not set: the signer needs the controller's private key")
+            key_backend = sender.new_account(key)
         self.settings = settings
         self.engine = engine
-        self.account = sender.new_account(key)
-        self.address = self.account.address
+        self.account = key_backend
+        self.address = to_checksum_address(key_backend.address)
         self.vault = to_checksum_address(settings.vault_address)
         self.rpc = rpc or Rpc(settings.rpc_url, settings.rpc_timeout_seconds)
         self.stop_event = threading.Event()
@@ -498,8 +503,7 @@ class Signer:
                for i, ((call, _), limit) in enumerate(zip(ready, limits))]
         s.add_all(txs)
         s.flush()
-        attempts = [sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx, max_fee=max_fee, tip=tip)
-                    for tx in txs]
+        attempts = sender.new_attempts(s, self.account, chain_id=self.chain_id, txs=txs, max_fee=max_fee, tip=tip)
         link_submitted(s, [(call.jobs, tx, attempt) for (call, _), tx, attempt in zip(ready, txs, attempts)])
         s.commit()  # write-ahead: every signed attempt is on disk before any is broadcast
         if self._kill_after_sign:

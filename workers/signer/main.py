@@ -7,9 +7,10 @@ import threading
 
 import dramatiq
 
-from blockproof.settings import SignerSettings, get_signer_settings, signer_private_key
+from blockproof.settings import SignerSettings, get_signer_settings
 from blockproof.errors import RpcError, RpcUnavailable
 from models.db import engine_for, migrate
+from workers.signer import keys
 from workers.signer.lease import Lease, LeaseHeld, LeaseLost
 from workers.signer.loop import Signer
 
@@ -20,7 +21,7 @@ def run_signer(settings: SignerSettings | None = None, stop: threading.Event | N
                standby: bool = False) -> int:
     """Run until stopped; returns the process exit code (3 when the lease was lost to another signer)."""
     settings = settings or get_signer_settings()
-    key = signer_private_key(settings)  # before anything starts: a bad key is one line, not a traceback
+    key_backend = keys.load(settings)  # before anything starts: a bad key is one line, not a traceback
     migrate(settings.database_url)
     engine = engine_for(settings.database_url)
     stop = stop or threading.Event()
@@ -29,7 +30,7 @@ def run_signer(settings: SignerSettings | None = None, stop: threading.Event | N
             signal.signal(sig, lambda *_: stop.set())
         except ValueError:  # not the main thread (tests)
             pass
-    signer = Signer(settings, engine, private_key=key)
+    signer = Signer(settings, engine, key_backend=key_backend)
     lease = _take_lease(signer, settings, stop, standby=standby)
     if lease is None:
         return 0

@@ -14,30 +14,40 @@ from workers.signer.rpc_errors import SendOutcome, classify_send_error
 log = logging.getLogger("blockproof.signer")
 
 
-def sign(account, *, chain_id: int, tx: ChainTransaction, max_fee: int, tip: int) -> tuple[str, str]:
-    signed = account.sign_transaction(
-        {
-            "type": 2,
-            "chainId": chain_id,
-            "nonce": tx.nonce,
-            "to": tx.to_address,
-            "value": 0,
-            "data": tx.data,
-            "gas": tx.gas_limit,
-            "maxFeePerGas": max_fee,
-            "maxPriorityFeePerGas": tip,
-        }
-    )
+def _fields(*, chain_id: int, tx: ChainTransaction, max_fee: int, tip: int) -> dict:
+    return {"type": 2, "chainId": chain_id, "nonce": tx.nonce, "to": tx.to_address, "value": 0, "data": tx.data,
+            "gas": tx.gas_limit, "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+
+
+def _hex(signed) -> tuple[str, str]:
     return "0x" + signed.raw_transaction.hex().removeprefix("0x"), "0x" + signed.hash.hex().removeprefix("0x")
 
 
-def new_attempt(session: Session, account, *, chain_id: int, tx: ChainTransaction, max_fee: int, tip: int) -> TxAttempt:
-    raw, tx_hash = sign(account, chain_id=chain_id, tx=tx, max_fee=max_fee, tip=tip)
+def sign(account, *, chain_id: int, tx: ChainTransaction, max_fee: int, tip: int) -> tuple[str, str]:
+    return _hex(account.sign_transaction(_fields(chain_id=chain_id, tx=tx, max_fee=max_fee, tip=tip)))
+
+
+def _attempt(session: Session, tx: ChainTransaction, signed, max_fee: int, tip: int) -> TxAttempt:
+    raw, tx_hash = _hex(signed)
     attempt = TxAttempt(
         transaction_id=tx.id, tx_hash=tx_hash, raw=raw, max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip
     )
     session.add(attempt)
     return attempt
+
+
+def new_attempt(session: Session, account, *, chain_id: int, tx: ChainTransaction, max_fee: int, tip: int) -> TxAttempt:
+    signed = account.sign_transaction(_fields(chain_id=chain_id, tx=tx, max_fee=max_fee, tip=tip))
+    return _attempt(session, tx, signed, max_fee, tip)
+
+
+def new_attempts(session: Session, account, *, chain_id: int, txs: list[ChainTransaction], max_fee: int,
+                 tip: int) -> list[TxAttempt]:
+    """One attempt per transaction; a backend that signs remotely gets them all in one round trip."""
+    fields = [_fields(chain_id=chain_id, tx=tx, max_fee=max_fee, tip=tip) for tx in txs]
+    many = getattr(account, "sign_many", None)
+    signed = many(fields) if many else [account.sign_transaction(f) for f in fields]
+    return [_attempt(session, tx, s, max_fee, tip) for tx, s in zip(txs, signed)]
 
 
 def broadcast(rpc: Rpc, raw: str) -> tuple[SendOutcome, str]:
