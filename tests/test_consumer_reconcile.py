@@ -96,7 +96,8 @@ def test_a_revocation_updates_the_credential_and_its_job_and_a_reorg_that_remove
 
 def status_json(url: str) -> dict:
     out = subprocess.run([sys.executable, "-m", "blockproof.cli", "status", "--json"], cwd=PROJECT_ROOT, timeout=120,
-                         env=os.environ | {"DATABASE_URL": url, "BLOCKPROOF_MISSING_EVENT_BLOCKS": "3"}, capture_output=True, text=True, check=True)
+                         env=os.environ | {"DATABASE_URL": url, "BLOCKPROOF_MISSING_EVENT_BLOCKS": "3"}, capture_output=True, text=True)
+    assert out.returncode in (0, 5), out.stderr  # 5: no node or worker answers here, which this test does not need
     return json.loads(out.stdout)
 
 
