@@ -126,6 +126,7 @@ def _token_user(request: Request) -> User:
     engine, ip = request.app.state.engine, client_ip(request)
     refusal = throttle.check(engine, None, ip)
     if refusal is not None:
+        throttle.failed(engine, None, ip)
         record(engine, "?", "token.throttled", value.strip()[:12])
         raise LoginRequired(refusal.message(), 429, refusal.seconds)
     found = tokens.find(engine, value.strip(), ip)

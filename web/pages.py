@@ -51,7 +51,8 @@ async def login(request: Request, username: Annotated[str, Form(max_length=64)],
     await auth.check_login_csrf(request)
     engine, ip, name = request.app.state.engine, auth.client_ip(request), username.strip().lower()
     refusal = throttle.check(engine, name, ip)
-    if refusal is not None:  # refused before the password is checked: guessing costs time
+    if refusal is not None:  # refused before the password is checked, and counted: hammering leads to the lock
+        throttle.failed(engine, name, ip)
         audit.record(engine, name[:64] or "?", "login.throttled", refusal.which)
         return _login_refused(request, next, refusal.message(), 429, refusal.seconds)
     person = await run_in_threadpool(people.authenticate, engine, name, password)

@@ -1,5 +1,6 @@
 """Failed logins slow down, then lock, per account and per client address. An attempt made during a wait is
-refused before the password is even checked, so guessing costs time whatever the attacker's speed.
+refused before the password is even checked and counts as a failure, so guessing costs time whatever the
+attacker's speed, and hammering reaches the lock.
 
 The rules are pure functions of a LoginThrottle row and the time; `check` and `failed` are the thin adapters."""
 from __future__ import annotations
