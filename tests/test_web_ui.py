@@ -236,7 +236,7 @@ def test_revoking_asks_for_confirmation_and_then_the_credential_page_shows_the_r
     page.locator("#confirm button", has_text="Revoke credential").click()
     page.wait_for_url(f"{site['base']}/credentials/{cid}")
     assert page.locator("#revocation-reason").inner_text() == "degree awarded in error"
-    assert "UTC by operator" in page.locator("#revocation-requested").inner_text()
+    assert f"UTC by {OLGA.name}" in page.locator("#revocation-requested").inner_text()
     deadline = time.monotonic() + 120
     while "UTC" not in page.locator("#revocation-on-chain").inner_text():
         assert time.monotonic() < deadline, page.locator("#revocation").inner_text()
