@@ -20,7 +20,7 @@ from blockproof.settings import PROJECT_ROOT, Settings
 from models.db import engine_for, migrate
 from models.states import utcnow
 from models.tables import ApiToken, AuditEntry, Person as PersonRow
-from tests.people import Person, log_in, login_token, session_client
+from tests.people import Person, login_token, session_client
 from web import people
 from web.app import create_app
 
@@ -208,3 +208,25 @@ def _token_id(world, token: str) -> int:
 
     with Session(world["engine"]) as s:
         return s.execute(select(ApiToken.id).where(ApiToken.token_hash == tokens.digest(token))).scalar_one()
+
+
+def test_people_sessions_throttling_and_tokens_work_the_same_on_sqlite_and_postgresql(database_url):
+    migrate(database_url)
+    engine = engine_for(database_url)
+    olga = Person("olga", "operator").enrol(engine)
+    app = create_app(Settings(database_url=database_url, rpc_url="http://127.0.0.1:9",
+                              web_secret=secrets.token_urlsafe(32)), engine, announce=None)
+    browser, csrf = session_client(app, olga, client=("192.0.2.7", 1))
+    made = browser.post("/api/tokens", json={"scope": "read"}, headers={"X-CSRF-Token": csrf}).json()
+    assert TestClient(app).get("/api/batches", headers={"Authorization": f"Bearer {made['token']}"}).status_code == 200
+    attacker = TestClient(app, client=("203.0.113.5", 1))
+    token = login_token(attacker)
+    for i in range(12):
+        attacker.post("/login", data={"username": "olga", "password": f"guess-{i}", "csrf_token": token})
+    r = attacker.post("/login", data={"username": "olga", "password": olga.password, "csrf_token": token})
+    assert r.status_code == 429 and "locked" in r.text
+    assert browser.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    assert browser.get("/api/me").status_code == 401
+    with Session(engine) as s:
+        rows = list(s.execute(select(AuditEntry.actor, AuditEntry.ip, AuditEntry.action)).all())
+    assert ("olga", "192.0.2.7", "logout") in rows and ("olga", "203.0.113.5", "login.failed") in rows

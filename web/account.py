@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
+from sqlmodel import Session
 
 from models.audit import record
 from web import auth, people, sessions, throttle, tokens
@@ -57,11 +58,8 @@ def change_password(request: Request, user: Someone, current: Annotated[str, For
         return _account_page(request, user, error=f"Not changed: {exc}.", status=422)
     record(_engine(request), user.name, "password.change")
     # every session of theirs ended, this one too: this browser gets a new one
-    from web.people import find
-    from sqlmodel import Session
-
     with Session(_engine(request)) as s:
-        person = find(s, user.name)
+        person = people.find(s, user.name)
     raw, _ = sessions.start(_engine(request), person, auth.client_ip(request))
     sessions.set_flash(_engine(request), sessions.digest(raw),
                        "Password changed. Every other session of yours has been logged out.", "ok")
