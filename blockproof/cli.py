@@ -417,6 +417,87 @@ def cmd_web(args) -> int:
     return EXIT_OK
 
 
+def cmd_user(args) -> int:
+    """People who log in to the web UI (web/people.py); every change is audited as cli:<login>."""
+    from models.audit import record
+    from web import people, throttle
+
+    settings, engine = _context()
+    actor = _cli_actor()
+    try:
+        if args.action == "list":
+            rows = people.listing(engine)
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            for r in rows if not args.json else []:
+                state = "disabled" if r["disabled"] else f"locked until {r['locked_until']}" if r["locked_until"] \
+                    else "one-time password" if r["must_change_password"] else "active"
+                print(f"{r['name']:<24} {r['role']:<9} {state:<20} last login {r['last_login_at'] or 'never'}, "
+                      f"{r['tokens']} token(s)")
+            return EXIT_OK
+        if args.action == "add":
+            password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+            password = people.add(engine, args.name, args.role, by=actor, password=password)
+            record(engine, actor, "user.add", args.name, role=args.role)
+            if not args.password_stdin:
+                _err(f"{args.name} ({args.role}) added; one-time password, shown only now (changed at the first "
+                     "login):")
+                print(password)
+            else:
+                _err(f"{args.name} ({args.role}) added")
+        elif args.action == "reset-password":
+            password = people.reset_password(engine, args.name)
+            record(engine, actor, "user.reset-password", args.name)
+            _err(f"{args.name}: sessions ended; new one-time password, shown only now:")
+            print(password)
+        elif args.action in ("disable", "enable"):
+            people.set_disabled(engine, args.name, args.action == "disable")
+            record(engine, actor, f"user.{args.action}", args.name)
+            _err(f"{args.name} {args.action}d" + (": sessions ended, tokens stop working" if args.action == "disable"
+                                                 else ""))
+        elif args.action == "unlock":
+            if not (args.name or args.ip):
+                raise people.PeopleError("name the account (blockproof user unlock NAME) or the address (--ip)")
+            key = f"ip:{args.ip}" if args.ip else f"user:{args.name}"
+            lifted = throttle.lift(engine, key)
+            record(engine, actor, "lock.lift", key, lifted=lifted)
+            _err(f"{key}: " + ("lock lifted" if lifted else "was not locked"))
+    except people.PeopleError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def cmd_token(args) -> int:
+    """API tokens (web/tokens.py) made on the server, e.g. for a Prometheus scraper."""
+    from models.audit import record
+    from web import people, tokens
+
+    settings, engine = _context()
+    try:
+        if args.action == "create":
+            raw, view = tokens.create(engine, args.user, scope=args.scope, label=args.label or "",
+                                      days=args.days or settings.token_days)
+            record(engine, _cli_actor(), "token.create", f"token {view['id']}", owner=args.user, scope=args.scope)
+            _err(f"token {view['id']} for {args.user} ({args.scope}, expires {view['expires_at']}); shown only now:")
+            print(raw)
+        elif args.action == "list":
+            rows = tokens.listing(engine, args.user)
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            for t in rows if not args.json else []:
+                print(f"{t['id']:>5} {t['prefix']}… {t['owner']:<20} {t['scope']:<8} {t['state']:<8} "
+                      f"expires {t['expires_at']}, last used {t['last_used_at'] or 'never'} {t['label']}")
+        else:
+            tokens.revoke(engine, args.id)
+            record(engine, _cli_actor(), "token.revoke", f"token {args.id}")
+            _err(f"token {args.id} revoked")
+    except people.PeopleError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blockproof", description="Issue academic credentials on chain in bulk.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -512,6 +593,35 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--file", default="examples/graduates.csv")
     d.add_argument("--block-time", type=float, default=1.0)
     d.set_defaults(func=cmd_demo)
+
+    us = sub.add_parser("user", help="people who log in to the web UI: add, disable, enable, reset-password, "
+                                     "unlock, list")
+    usa = us.add_subparsers(dest="action", required=True)
+    ua = usa.add_parser("add", help="add a person; prints a one-time password they change at the first login")
+    ua.add_argument("name")
+    ua.add_argument("--role", choices=["viewer", "operator", "admin"], required=True)
+    ua.add_argument("--password-stdin", action="store_true", help="read their password from stdin instead")
+    for action, text in (("disable", "end their sessions; their tokens stop working"), ("enable", "enable again"),
+                         ("reset-password", "end their sessions; print a new one-time password")):
+        usa.add_parser(action, help=text).add_argument("name")
+    uu = usa.add_parser("unlock", help="lift a login lockout of an account (or of an address: --ip)")
+    uu.add_argument("name", nargs="?")
+    uu.add_argument("--ip", help="the client address to unlock instead")
+    usa.add_parser("list", help="everyone, with role, state and last login").add_argument("--json", action="store_true")
+    us.set_defaults(func=cmd_user)
+
+    tk = sub.add_parser("token", help="API tokens: create (printed once), list, revoke")
+    tka = tk.add_subparsers(dest="action", required=True)
+    tc = tka.add_parser("create", help="a token for a person's scripts (Authorization: Bearer)")
+    tc.add_argument("--user", required=True)
+    tc.add_argument("--scope", choices=["read", "operate"], required=True)
+    tc.add_argument("--days", type=int, help="expires after this many days (default BLOCKPROOF_TOKEN_DAYS)")
+    tc.add_argument("--label", help="what uses it")
+    tl = tka.add_parser("list", help="tokens (never the tokens themselves), with last use")
+    tl.add_argument("--user")
+    tl.add_argument("--json", action="store_true")
+    tka.add_parser("revoke", help="revoke a token by its id").add_argument("id", type=int)
+    tk.set_defaults(func=cmd_token)
 
     w = sub.add_parser("web", help="serve the UI and HTTP API")
     w.add_argument("--host", default="127.0.0.1")

@@ -84,6 +84,7 @@ def run_demo(*, csv_path: str, block_time: float) -> int:
                          TimeElapsedColumn)
         elapsed = time.monotonic() - upload_started
         _print_summary(summary, report, elapsed, time.monotonic() - started)
+        _print_first_admin(Settings(**{"DATABASE_URL": f"sqlite:///{DEMO_DIR / 'var' / 'blockproof.db'}"}), engine)
         return 0 if summary["failed"] == 0 and summary["confirmed"] == report["new"] else 4
     finally:
         for proc in reversed(procs):  # the chain last: it stops its Anvil on SIGINT
@@ -118,6 +119,20 @@ def _watch(engine, batch_id, expected, procs, Progress, BarColumn, TextColumn, T
                 if proc.poll() is not None:
                     raise SystemExit(f"error: a worker exited with code {proc.returncode}; see var/demo/*.log")
             time.sleep(0.5)
+
+
+def _print_first_admin(settings, engine) -> None:
+    """The demo database's first admin, to look at the result in the web UI afterwards."""
+    from web.people import ADMIN, add, has_anyone
+
+    if has_anyone(engine):
+        return
+    chosen = settings.admin_password.get_secret_value() if settings.admin_password else None
+    password = add(engine, settings.admin_user, ADMIN, by="demo", password=chosen,
+                   must_change_password=chosen is None)
+    told = "your BLOCKPROOF_ADMIN_PASSWORD" if chosen else f"the one-time password {password} (shown only now)"
+    print(f"\nsee it in the web UI: cd {DEMO_DIR.relative_to(PROJECT_ROOT)} && blockproof web\n"
+          f"  then log in at http://127.0.0.1:8000/ as {settings.admin_user!r} with {told}")
 
 
 def _print_summary(info: dict, report, elapsed: float, total: float) -> None:

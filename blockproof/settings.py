@@ -88,10 +88,17 @@ class Settings(BaseSettings):
                           "alert (and makes `blockproof status` exit 5)")
 
     # web
-    web_secret: SecretStr | None = Field(None, description="session signing secret (required in production)")
-    operator_password: SecretStr | None = Field(None, description="password of the 'operator' user")
-    viewer_password: SecretStr | None = Field(None, description="password of the 'viewer' user")
-    production: bool = Field(False, description="refuse default secrets and passwords")
+    web_secret: SecretStr | None = Field(None, description="at least 32 random bytes (e.g. `python -c 'import "
+                                         "secrets; print(secrets.token_urlsafe(32))'`); required in production")
+    admin_user: str = Field("admin", description="name of the first admin, made when the web starts on a database "
+                                                  "with no users (dev mode; in production: `blockproof user add`)")
+    admin_password: SecretStr | None = Field(None, description="dev and demo only: that first admin's password "
+                                             "(unset: a one-time password is printed once)")
+    session_idle_minutes: float = Field(30.0, description="a web session ends after this long without a request "
+                                                          "(live-update polls do not count)")
+    session_max_hours: float = Field(12.0, description="a web session ends this long after its login, in any case")
+    token_days: int = Field(90, description="an API token expires after this many days unless given its own")
+    production: bool = Field(False, description="refuse weak secrets and start-up without users; secure cookies, HSTS")
     max_upload_mb: int = Field(50, description="largest CSV accepted by the web upload")
     upload_staging_dir: Path = Field(
         Path("var/uploads"), description="web uploads waiting for their commit (one folder per token); give each "

@@ -216,8 +216,67 @@ class Alert(SQLModel, table=True):
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_log"
     id: Optional[int] = Field(default=None, primary_key=True)
-    actor: str = Field(max_length=64)
+    actor: str = Field(max_length=64)  # the person's user name (web), or cli:<login> / demo / signer
+    ip: str = Field(default="", max_length=64)  # the client's address for a web request
     action: str = Field(max_length=64)
     target: str = Field(default="", max_length=200)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     at: datetime = Field(default_factory=utcnow)
+
+
+class Person(SQLModel, table=True):
+    """Someone who logs in to the web UI or owns API tokens (web/people.py)."""
+
+    __tablename__ = "users"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)  # viewer | operator | admin
+    password_hash: str = Field(sa_column=Column(Text, nullable=False))  # argon2id; never the password
+    must_change_password: bool = True  # a one-time password (set-up, reset) is changed at the next login
+    disabled: bool = False
+    created_by: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    password_changed_at: datetime = Field(default_factory=utcnow)
+    last_login_at: Optional[datetime] = None
+
+
+class WebSession(SQLModel, table=True):
+    """A logged-in browser. The cookie holds a random id; this row is keyed by its SHA-256 (web/sessions.py)."""
+
+    __tablename__ = "web_sessions"
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    flash: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    ip: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    revoked_at: Optional[datetime] = None
+    revoked_why: str = Field(default="", max_length=32)  # logout | password change | disabled | ...
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Recent failed logins per account ("user:<name>") and per client address ("ip:<address>") (web/throttle.py)."""
+
+    __tablename__ = "login_throttle"
+    key: str = Field(primary_key=True, max_length=120)
+    failures: int = 0
+    last_failure_at: datetime = Field(default_factory=utcnow)
+    locked_until: Optional[datetime] = None
+
+
+class ApiToken(SQLModel, table=True):
+    """A script's credential: shown once, stored as its SHA-256 (web/tokens.py)."""
+
+    __tablename__ = "api_tokens"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    label: str = Field(default="", max_length=100)
+    scope: str = Field(max_length=16)  # read | operate
+    prefix: str = Field(max_length=16)  # the token's first characters, to tell tokens apart in lists
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    last_used_at: Optional[datetime] = None
+    last_used_ip: str = Field(default="", max_length=64)
+    revoked_at: Optional[datetime] = None

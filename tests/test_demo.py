@@ -29,3 +29,4 @@ def test_demo_issues_the_sample_list_end_to_end_and_prints_the_summary(rabbitmq,
     assert "confirmed on chain      1000" in out and "failed                  0" in out, out + result.stderr[-3000:]
     for label in ("rows in file", "transactions", "gas per credential", "upload → all confirmed"):
         assert label in out
+    assert "log in at http://127.0.0.1:8000/ as 'admin' with the one-time password" in out

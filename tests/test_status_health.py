@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
-import uuid
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -17,12 +17,12 @@ from sqlmodel import Session
 from blockproof.settings import PROJECT_ROOT
 from models.tables import Alert, SignerState
 from tests.faults import TcpProxy, wait_for
+from tests.people import Person
 from web.app import create_app
 
 CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:9/%2F"  # discard port: nothing listens there
-VIEWER = ("viewer", "view-" + uuid.uuid4().hex[:8])
-WEB = {"viewer_password": VIEWER[1], "operator_password": "op-" + uuid.uuid4().hex[:8],
-       "web_secret": uuid.uuid4().hex * 2}
+VIEWER = Person("vera", "viewer")
+WEB = {"web_secret": secrets.token_urlsafe(32)}
 
 
 def status(p, *args, **env):
@@ -92,6 +92,7 @@ def test_the_ui_shows_node_and_broker_outages_live_and_recovers(make_pipeline, s
         settings = p.settings(broker_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F",
                               rabbitmq_management_url="http://127.0.0.1:9", **WEB)
         client = TestClient(create_app(settings, p.engine, announce=None))
+        VIEWER.enrol(p.engine)
 
         def components():
             return client.get("/api/health", auth=VIEWER).json()["components"]

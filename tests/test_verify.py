@@ -8,10 +8,10 @@ import csv
 import datetime as dt
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 from eth_utils import is_checksum_address
@@ -30,8 +30,7 @@ from tests.conftest import require
 from tests.harness import Pipeline, rabbitmq_up, write_csv
 from web.app import create_app
 
-WEB = {"operator_password": "op-" + uuid.uuid4().hex[:8], "viewer_password": "vw-" + uuid.uuid4().hex[:8],
-       "web_secret": uuid.uuid4().hex * 2}
+WEB = {"web_secret": secrets.token_urlsafe(32)}
 FP = "0x" + "ab" * 32
 RECORD = {"fingerprint": FP, "student_wallet": "0x" + "11" * 20, "institution": "0x" + "22" * 20,
           "metadata_uri": "", "encrypted_payload_uri": "", "expires_at": 0, "revoked": False, "revoked_at": None,

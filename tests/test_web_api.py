@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+import secrets
 import time
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,11 +19,12 @@ from models.tables import AuditEntry, Job
 from tests.conftest import require
 from tests.harness import Pipeline, rabbitmq_up, write_csv
 from web.app import create_app
-from web.auth import StartupRefused, resolve_credentials
+from tests.people import Person, session_client
+from web.auth import StartupRefused, resolve_secret
 
-OPERATOR_PW, VIEWER_PW = "op-" + uuid.uuid4().hex[:12], "view-" + uuid.uuid4().hex[:12]
-OP, VIEW = ("operator", OPERATOR_PW), ("viewer", VIEWER_PW)
-WEB = {"operator_password": OPERATOR_PW, "viewer_password": VIEWER_PW, "web_secret": uuid.uuid4().hex * 2}
+# named people: an operator and a viewer, each with a password for /login and an API token (auth=OP sends it)
+OP, VIEW = Person("olga", "operator"), Person("vera", "viewer")
+WEB = {"web_secret": secrets.token_urlsafe(32)}
 
 
 # ---- fixtures ------------------------------------------------------------------------------------
@@ -47,7 +48,10 @@ def pipeline(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(pipeline):
-    return create_app(pipeline.settings(**WEB, max_upload_mb=1), pipeline.engine, announce=None)
+    app = create_app(pipeline.settings(**WEB, max_upload_mb=1), pipeline.engine, announce=None)
+    OP.enrol(pipeline.engine)
+    VIEW.enrol(pipeline.engine)
+    return app
 
 
 @pytest.fixture(scope="module")
@@ -71,13 +75,7 @@ def issued(api, pipeline, tmp_path_factory):
 
 def _session_client(app, user=OP) -> tuple[TestClient, str]:
     """A browser-like client logged in through /login; returns it and its CSRF token."""
-    client = TestClient(app)
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    r = client.post("/login", data={"username": user[0], "password": user[1], "csrf_token": token, "next": "/"},
-                    follow_redirects=False)
-    assert r.status_code == 303, r.text
-    return client, client.get("/api/me").json()["csrf_token"]
+    return session_client(app, user)
 
 
 def _jobs(pipeline) -> int:
@@ -96,18 +94,18 @@ def test_every_api_read_answers_401_without_credentials_and_every_page_redirects
     for path in READS:
         r = api.get(path)
         assert r.status_code == 401, path
-        assert r.headers["www-authenticate"].startswith("Basic")
+        assert r.headers["www-authenticate"].startswith("Bearer")
     for path in PAGES:
         r = api.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
 
 
-def test_a_wrong_password_is_401_on_the_api_and_refused_by_the_login_form(app, api):
-    assert api.get("/api/overview", auth=("operator", "wrong")).status_code == 401
-    assert api.get("/api/overview", auth=("nobody", OPERATOR_PW)).status_code == 401
+def test_a_wrong_token_is_401_on_the_api_and_a_wrong_password_is_refused_by_the_login_form(app, api):
+    assert api.get("/api/overview", headers={"Authorization": "Bearer bpt_wrong"}).status_code == 401
+    assert api.get("/api/overview", auth=(OP.name, OP.password)).status_code == 401, "HTTP Basic is gone"
     client = TestClient(app)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
-    r = client.post("/login", data={"username": "operator", "password": "wrong", "csrf_token": token})
+    r = client.post("/login", data={"username": OP.name, "password": "wrong", "csrf_token": token})
     assert r.status_code == 401 and "Wrong user name or password" in r.text
     assert client.get("/api/me").status_code == 401
 
@@ -151,7 +149,7 @@ def test_a_cookie_session_post_needs_the_session_csrf_token(app, issued):
     # the login form itself
     fresh = TestClient(app)
     fresh.get("/login")
-    r = fresh.post("/login", data={"username": "operator", "password": OPERATOR_PW, "csrf_token": "x"})
+    r = fresh.post("/login", data={"username": OP.name, "password": OP.password, "csrf_token": "x"})
     assert r.status_code == 403
 
 
@@ -176,17 +174,15 @@ def test_unknown_ids_are_404(api):
     assert api.get("/jobs/999999", auth=VIEW).status_code == 404
 
 
-def test_production_mode_refuses_to_start_without_passwords_and_dev_mode_makes_random_ones():
-    with pytest.raises(StartupRefused, match="BLOCKPROOF_OPERATOR_PASSWORD"):
-        resolve_credentials(Settings(production=True, viewer_password="v", web_secret="s" * 40), announce=None)
+def test_production_mode_refuses_to_start_without_a_web_secret_and_dev_mode_makes_a_random_one():
     with pytest.raises(StartupRefused, match="BLOCKPROOF_WEB_SECRET"):
-        resolve_credentials(Settings(production=True, operator_password="o", viewer_password="v"), announce=None)
+        resolve_secret(Settings(production=True), announce=None)
+    strong = secrets.token_urlsafe(32)
+    assert resolve_secret(Settings(production=True, web_secret=strong), announce=None) == strong
     told = io.StringIO()
-    first = resolve_credentials(Settings(production=False), announce=told)
-    second = resolve_credentials(Settings(production=False), announce=io.StringIO())
-    assert first.passwords["operator"] != second.passwords["operator"]
-    assert first.passwords["operator"] in told.getvalue() and first.passwords["viewer"] in told.getvalue()
-    assert len(first.passwords["operator"]) >= 12 and first.secret != second.secret
+    first = resolve_secret(Settings(production=False), announce=told)
+    assert first != resolve_secret(Settings(production=False), announce=None) and len(first) >= 43
+    assert told.getvalue() == "", "a secret made for this process is never printed"
 
 
 # ---- the upload flow -------------------------------------------------------------------------------------
@@ -362,8 +358,9 @@ def test_pausing_a_batch_and_the_signer_is_recorded_and_audited(api, issued, pip
     assert api.post(f"/api/signers/{address.lower()}/pause", auth=OP).json()["paused"] is True
     assert api.get("/api/signers", auth=VIEW).json()["signers"][0]["paused"] is True
     assert api.post(f"/api/signers/{address}/resume", auth=OP).json()["paused"] is False
-    actions = [e["action"] for e in api.get("/api/audit", auth=VIEW).json()["entries"]]
-    assert actions[:4] == ["signer.resume", "signer.pause", "batch.resume", "batch.pause"]
+    entries = api.get("/api/audit", auth=VIEW).json()["entries"]
+    assert [e["action"] for e in entries[:4]] == ["signer.resume", "signer.pause", "batch.resume", "batch.pause"]
+    assert {(e["actor"], e["ip"]) for e in entries[:4]} == {(OP.name, "testclient")}, "the person, from where"
     with Session(pipeline.engine) as s:
         assert s.execute(select(AuditEntry).where(AuditEntry.action == "upload.commit")).first() is not None
 
@@ -380,9 +377,9 @@ def test_metrics_expose_pipeline_gauges_computed_at_scrape_time(api, issued, pip
 
 def test_healthz_and_openapi_are_served(api):
     assert api.get("/healthz").json() == {"ok": True, "database": "ok"}
-    spec = api.get("/openapi.json").json()
+    spec = api.get("/openapi.json", auth=VIEW).json()
     assert "/api/credentials/{credential_id}/verify" in spec["paths"] and "/api/uploads" in spec["paths"]
-    assert api.get("/docs").status_code == 200
+    assert api.get("/docs", auth=VIEW).status_code == 200
 
 
 def test_pages_escape_what_users_typed(app, api, issued):

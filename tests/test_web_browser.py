@@ -9,8 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import secrets
 import tempfile
-import uuid
 from pathlib import Path
 
 import httpx
@@ -22,6 +22,7 @@ from blockproof.settings import PROJECT_ROOT
 from models.tables import Job
 from tests.conftest import require
 from tests.harness import write_csv
+from tests.people import Person
 
 CHROMIUM = "/usr/bin/chromium"
 # `make screenshots` sets this to docs/screenshots to refresh the docs' pictures; a plain test run
@@ -30,7 +31,7 @@ SHOTS = Path(os.environ.get("BLOCKPROOF_SCREENSHOTS_DIR") or tempfile.gettempdir
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--disable-dev-shm-usage"]
 REVERT_ALWAYS = "0x60006000fd"  # PUSH1 0 PUSH1 0 REVERT: a contract that refuses every call without a reason
-OPERATOR_PW, VIEWER_PW = "op-" + uuid.uuid4().hex[:12], "view-" + uuid.uuid4().hex[:12]
+ADA, GRACE = Person("ada.lovelace", "operator"), Person("grace", "viewer")
 
 
 def free_port() -> int:
@@ -48,9 +49,9 @@ def web(make_pipeline, sqlite_url, tmp_path):
     p.start("signer")
     p.start("consumer")
     port = free_port()
-    env = os.environ | p.env_vars() | {"BLOCKPROOF_OPERATOR_PASSWORD": OPERATOR_PW,
-                                       "BLOCKPROOF_VIEWER_PASSWORD": VIEWER_PW,
-                                       "BLOCKPROOF_WEB_SECRET": uuid.uuid4().hex * 2}
+    ADA.enrol(p.engine)
+    GRACE.enrol(p.engine)
+    env = os.environ | p.env_vars() | {"BLOCKPROOF_WEB_SECRET": secrets.token_urlsafe(32)}
     log = open(tmp_path / "web.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "blockproof.cli", "web", "--port", str(port)], env=env,
                               cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -70,10 +71,10 @@ def web(make_pipeline, sqlite_url, tmp_path):
         server.wait(timeout=20)
 
 
-def _login(page, base: str, user: str, password: str) -> None:
+def _login(page, base: str, person: Person) -> None:
     page.goto(base + "/login")
-    page.select_option("select[name=username]", user)
-    page.fill("input[name=password]", password)
+    page.fill("input[name=username]", person.name)
+    page.fill("input[name=password]", person.password)
     page.click("button[type=submit]")
     page.wait_for_url(base + "/")
 
@@ -117,7 +118,8 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         operator = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
-        _login(operator, base, "operator", OPERATOR_PW)
+        _login(operator, base, ADA)
+        assert "ada.lovelace" in operator.locator("header .who").inner_text()
 
         # upload → preview with the invalid rows → commit
         _upload(operator, base, graduates)
@@ -169,7 +171,7 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
 
         # a viewer sees the same page without the retry button and is refused if it tries anyway
         viewer = browser.new_context().new_page()
-        _login(viewer, base, "viewer", VIEWER_PW)
+        _login(viewer, base, GRACE)
         viewer.goto(job_url)
         assert viewer.locator("#retry-job").count() == 0
         assert "Only an operator can retry" in viewer.content()
@@ -200,6 +202,10 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
         audit = operator.locator("main").inner_text()
         for action in ("upload.commit", "signer.pause", "signer.resume", "retry"):
             assert action in audit
+        rows = [row.inner_text() for row in operator.locator("main tbody tr").all()]
+        done = [r for r in rows if any(a in r for a in ("upload.commit", "signer.pause", "retry"))]
+        assert done and all("ada.lovelace" in r and "127.0.0.1" in r for r in done), rows
+        assert any("grace" in r and "login" in r for r in rows)
         browser.close()
     p.assert_exactly_once(new + 3)
     assert batch1 != batch2

@@ -3,18 +3,18 @@ API and the pages, against real SQLite and PostgreSQL: "not found" (404) or "bad
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from blockproof.settings import Settings
+from tests.people import Person
 from web import api, pages
 from web.app import create_app
 
-OP = ("operator", "op-" + uuid.uuid4().hex[:12])
-VIEW = ("viewer", "view-" + uuid.uuid4().hex[:12])
+OP, VIEW = Person("olga", "operator"), Person("vera", "viewer")
 ROW_IDS = [2**31, 2**63, 10**23]  # INTEGER on PostgreSQL ends at 2**31 - 1, SQLite's at 2**63 - 1
 CREDENTIAL_IDS = [2**63, 10**23]  # BIGINT ends at 2**63 - 1; below it an unknown id is a question for the chain
 # what a route needs besides its path to reach its handler
@@ -28,8 +28,10 @@ BODIES = {("POST", "/api/credentials/{credential_id}/revoke"): {"json": {"reason
 @pytest.fixture
 def client(database_url):
     settings = Settings(database_url=database_url, rpc_url="http://127.0.0.1:9", vault_address="0x" + "11" * 20,
-                        operator_password=OP[1], viewer_password=VIEW[1], web_secret=uuid.uuid4().hex * 2)
+                        web_secret=secrets.token_urlsafe(32))
     app = create_app(settings, announce=None)
+    OP.enrol(app.state.engine)
+    VIEW.enrol(app.state.engine)
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
     app.state.engine.dispose()

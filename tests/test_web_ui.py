@@ -8,8 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+import secrets
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -22,10 +22,11 @@ from blockproof.settings import PROJECT_ROOT
 from models.tables import Job, SignerState
 from tests.conftest import require
 from tests.harness import Pipeline, rabbitmq_up, write_csv
+from tests.people import Person
 from tests.test_web_browser import ARGS, CHROMIUM, REVERT_ALWAYS, free_port, _login, _wait_text
 from web.actions import set_signer_paused
 
-OPERATOR_PW = "op-" + uuid.uuid4().hex[:12]
+OLGA = Person("olga", "operator")
 LONG_NAME = "Wolfeschlegelsteinhausenbergerdorff" * 5 + "Maximiliane"  # 186 characters, no space to wrap at
 SEARCHED_NAME = "Zéphyrine Quackenbush"
 PHONE, DESKTOP = {"width": 375, "height": 740}, {"width": 1360, "height": 900}
@@ -99,9 +100,8 @@ def site(tmp_path_factory):
     p.start("signer")
     p.start("consumer")
     port = free_port()
-    env = os.environ | p.env_vars() | {"BLOCKPROOF_OPERATOR_PASSWORD": OPERATOR_PW,
-                                       "BLOCKPROOF_VIEWER_PASSWORD": "view-" + uuid.uuid4().hex[:12],
-                                       "BLOCKPROOF_WEB_SECRET": uuid.uuid4().hex * 2}
+    OLGA.enrol(p.engine)
+    env = os.environ | p.env_vars() | {"BLOCKPROOF_WEB_SECRET": secrets.token_urlsafe(32)}
     log = open(workdir / "web.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "blockproof.cli", "web", "--port", str(port)], env=env,
                               cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -145,7 +145,7 @@ def browser(site):
 
 def _operator(browser, site, viewport=DESKTOP):
     page = browser.new_context(viewport=viewport).new_page()
-    _login(page, site["base"], "operator", OPERATOR_PW)
+    _login(page, site["base"], OLGA)
     return page
 
 
@@ -236,7 +236,7 @@ def test_revoking_asks_for_confirmation_and_then_the_credential_page_shows_the_r
     page.locator("#confirm button", has_text="Revoke credential").click()
     page.wait_for_url(f"{site['base']}/credentials/{cid}")
     assert page.locator("#revocation-reason").inner_text() == "degree awarded in error"
-    assert "UTC by operator" in page.locator("#revocation-requested").inner_text()
+    assert f"UTC by {OLGA.name}" in page.locator("#revocation-requested").inner_text()
     deadline = time.monotonic() + 120
     while "UTC" not in page.locator("#revocation-on-chain").inner_text():
         assert time.monotonic() < deadline, page.locator("#revocation").inner_text()

@@ -2,16 +2,17 @@
 configured the preview skips the chain checks and says so)."""
 from __future__ import annotations
 
-import uuid
+import secrets
 
 from fastapi.testclient import TestClient
 
 from blockproof.settings import Settings
 from models.db import engine_for, migrate
 from producers.error_report import read_error_report
+from tests.people import Person
 from web.app import create_app
 
-OP = ("operator", "op-" + uuid.uuid4().hex[:12])
+OP = Person("olga", "operator")
 HEADER = "student_id,student_name,student_wallet,degree,major,graduation_date,institution\n"
 INSTITUTION = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
@@ -19,9 +20,9 @@ INSTITUTION = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 def web(tmp_path, name: str, **overrides) -> TestClient:
     url = f"sqlite:///{tmp_path / f'{name}.db'}"
     migrate(url)
-    settings = Settings(database_url=url, vault_address="", rpc_url="http://127.0.0.1:9", operator_password=OP[1],
-                        viewer_password="v-" + uuid.uuid4().hex, web_secret=uuid.uuid4().hex * 2,
-                        document_dir=tmp_path / name / "documents", **overrides)
+    settings = Settings(database_url=url, vault_address="", rpc_url="http://127.0.0.1:9",
+                        web_secret=secrets.token_urlsafe(32), document_dir=tmp_path / name / "documents", **overrides)
+    OP.enrol(engine_for(url))
     return TestClient(create_app(settings, engine_for(url), announce=None))
 
 

@@ -120,8 +120,8 @@ async def credential_verify_api(request: Request, credential_id: int,
 # ---- session ---------------------------------------------------------------------------------------
 @router.get("/api/me", tags=["auth"], summary="Who you are; the CSRF token to send as X-CSRF-Token")
 def me(request: Request, user: Viewer):
-    return {"user": user.name, "role": user.role, "via": user.via,
-            "csrf_token": auth.csrf_token(request) if user.via == "session" else None}
+    return {"user": user.name, "role": user.role, "via": user.via, "scope": user.scope if user.via == "token" else None,
+            "csrf_token": user.csrf if user.via == "session" else None}
 
 
 # ---- overview --------------------------------------------------------------------------------------
@@ -397,8 +397,13 @@ def audit_log(user: Viewer, s: DB, before: Cursor = None, limit: Annotated[int, 
 
 
 # ---- docs ----------------------------------------------------------------------------------------------
+@router.get("/openapi.json", include_in_schema=False)
+def openapi_document(request: Request, user: Viewer):
+    return JSONResponse(request.app.openapi())
+
+
 @router.get("/docs", include_in_schema=False)
-def docs(request: Request):
+def docs(request: Request, user: Viewer):
     """The OpenAPI document rendered as a page (offline: no Swagger UI from a CDN)."""
     spec = request.app.openapi()
     return request.app.state.renderer.page(request, "docs.html", {"spec": spec, "title": "API"})

@@ -1,4 +1,4 @@
-"""The audit log: one row per operator action (who, what, on what, details)."""
+"""The audit log: one row per person's action (who, from which address, what, on what, details)."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -15,6 +15,6 @@ def entries(session: Session, *, before: int | None = None, limit: int = 50) -> 
     rows = list(session.execute(query).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"entries": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "action": e.action, "target": e.target,
+    return {"entries": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "ip": e.ip, "action": e.action, "target": e.target,
                          "detail": e.detail} for e in rows],
             "next_before": rows[-1].id if more and rows else None}

@@ -1,10 +1,13 @@
 """Request body limits (413 before the body is read when Content-Length says so, or as soon as a streamed
-body passes the limit) and security headers on every response."""
+body passes the limit), security headers on every response, and the client's address for the audit log."""
 from __future__ import annotations
 
 import json
+import re
 
 from starlette.exceptions import HTTPException
+
+from models.audit import client_ip
 
 UPLOAD_PATHS = ("/upload", "/api/uploads")
 OTHER_LIMIT = 1024 * 1024
@@ -65,20 +68,52 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
+HSTS = b"max-age=31536000; includeSubDomains"
+# answers anyone may cache: the public verify API (unchanged), health, static files
+PUBLIC_PATHS = re.compile(r"^/(static/.*|healthz|api/credentials/[^/]+/(status|verify))$")
+
+
+def cache_control(path: str) -> bytes | None:
+    """no-store for everything that may carry an authenticated answer; the public read path keeps its own."""
+    return None if PUBLIC_PATHS.match(path) else b"no-store"
+
+
 class SecurityHeaders:
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, *, production: bool = False):
+        self.app, self.production = app, production
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        no_store = cache_control(scope["path"])
 
         async def with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                             (b"referrer-policy", b"same-origin"), (b"content-security-policy", CSP.encode())]
+                if self.production:
+                    headers.append((b"strict-transport-security", HSTS))
+                if no_store and not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", no_store))
                 message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class ClientAddress:
+    """Names the client's address for the audit rows written while serving its request (models.audit)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        client = scope.get("client")
+        reset = client_ip.set(client[0] if client else "")
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            client_ip.reset(reset)

@@ -1,16 +1,16 @@
 """The HTML pages: thin routes over web.queries / web.panels / web.actions, rendered server-side."""
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from models.states import JobState
-from web import actions, api, audit, auth, panels, queries
+from web import actions, api, audit, auth, panels, people, queries, sessions, throttle
 from web.api import DB, Cursor, Operator, RowId, Viewer
 
 router = APIRouter(include_in_schema=False)
@@ -22,7 +22,9 @@ def _page(request: Request, name: str, **context):
 
 
 def _flash(request: Request, message: str, kind: str = "ok") -> None:
-    request.session["flash"] = {"message": message, "kind": kind}
+    user = auth.optional_user(request)
+    if user is not None and user.session_id:
+        sessions.set_flash(request.app.state.engine, user.session_id, message, kind)
 
 
 def _safe_next(target: str | None) -> str:
@@ -35,27 +37,51 @@ def login_form(request: Request, next: str = "/"):
     return _page(request, "login.html", title="Log in", next=_safe_next(next), error=None)
 
 
+def _login_refused(request: Request, next: str, error: str, status: int, retry_after: float = 0):
+    response = request.app.state.renderer.page(request, "login.html", {
+        "title": "Log in", "next": _safe_next(next), "error": error}, status=status)
+    if retry_after:
+        response.headers["retry-after"] = str(max(1, round(retry_after)))
+    return response
+
+
 @router.post("/login")
 async def login(request: Request, username: Annotated[str, Form(max_length=64)],
                 password: Annotated[str, Form(max_length=256)], next: Annotated[str, Form(max_length=2000)] = "/"):
-    await auth.check_csrf(request)
-    credentials = request.app.state.credentials
-    if not auth.check_password(credentials, username, password):
-        audit.record(request.app.state.engine, username[:64] or "?", "login.failed")
-        return request.app.state.renderer.page(request, "login.html", {
-            "title": "Log in", "next": _safe_next(next), "error": "Wrong user name or password."}, status=401)
-    request.session.clear()
-    request.session["user"] = username
-    request.session["csrf"] = secrets.token_urlsafe(24)
-    audit.record(request.app.state.engine, username, "login")
-    return RedirectResponse(_safe_next(next), 303)
+    await auth.check_login_csrf(request)
+    engine, ip, name = request.app.state.engine, auth.client_ip(request), username.strip().lower()
+    refusal = throttle.check(engine, name, ip)
+    if refusal is not None:  # refused before the password is checked, and counted: hammering leads to the lock
+        throttle.failed(engine, name, ip)
+        audit.record(engine, name[:64] or "?", "login.throttled", refusal.which)
+        return _login_refused(request, next, refusal.message(), 429, refusal.seconds)
+    person = await run_in_threadpool(people.authenticate, engine, name, password)
+    if person is None:
+        throttle.failed(engine, name, ip)
+        audit.record(engine, name[:64] or "?", "login.failed")
+        return _login_refused(request, next, "Wrong user name or password.", 401)
+    throttle.succeeded(engine, name)
+    raw, _ = sessions.start(engine, person, ip)
+    audit.record(engine, person.name, "login")
+    target = "/account/password" if person.must_change_password else _safe_next(next)
+    response = RedirectResponse(target, 303)
+    settings = request.app.state.settings
+    response.set_cookie(sessions.COOKIE, raw, max_age=int(settings.session_max_hours * 3600), httponly=True,
+                        samesite="strict", secure=settings.production, path="/")
+    response.delete_cookie(auth.LOGIN_COOKIE, path="/")
+    return response
 
 
 @router.post("/logout")
-async def logout(request: Request, user: Viewer):
-    await auth.check_csrf(request)
-    request.session.clear()
-    return RedirectResponse("/login", 303)
+async def logout(request: Request, user: Annotated[auth.User, Depends(auth.someone)]):
+    if user.via != "session":
+        raise HTTPException(400, "log out ends a browser session; revoke a token on your account page instead")
+    await auth.check_csrf(request, user)
+    sessions.end(request.app.state.engine, user.session_id, "logout")
+    audit.record(request.app.state.engine, user.name, "logout")
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(sessions.COOKIE, path="/")
+    return response
 
 
 # ---- dashboard ----------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 from sqlmodel import Session
 
-from web import auth, panels
+from web import auth, panels, sessions
 
 
 def short(value, head: int = 10, tail: int = 6) -> str:
@@ -54,12 +54,19 @@ class Renderer:
             user = auth.optional_user(request)
         except auth.LoginRequired:
             user = None
+        if user is not None and user.must_change_password and not context.get("password_change"):
+            user = None  # nothing but the password change until it is changed
         alerts = []
         if user is not None:
             with Session(request.app.state.engine) as s:
                 alerts = panels.alerts(s, request.app.state.facts)
+        flash = sessions.pop_flash(request.app.state.engine, user.session_id) if user and user.session_id else None
         base = {"request": request, "user": user, "csrf_token": auth.csrf_token(request), "alerts": alerts,
-                "path": request.url.path, "poll_url": None, "title": "",
-                "flash": request.session.pop("flash", None) if "session" in request.scope else None}
+                "path": request.url.path, "poll_url": None, "title": "", "flash": flash}
         html = self.env.get_template(name).render(base | context)
-        return HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+        response = HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
+        nonce = getattr(request.state, "new_login_nonce", None)
+        if nonce:  # the pre-login cookie the login form's CSRF token is bound to
+            response.set_cookie(auth.LOGIN_COOKIE, nonce, max_age=3600, httponly=True, samesite="strict",
+                                secure=request.app.state.settings.production, path="/")
+        return response
