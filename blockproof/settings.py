@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     document_base_uri: str = Field(
         "", description="public URI prefix of document_dir (default: file:// URI of document_dir)"
     )
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="public address of `blockproof web`: verification links "
+        "(<public_url>/verify/<fingerprint>) in exports and QR codes")
 
     stalled_upload_seconds: float = Field(
         600.0, description="an upload whose jobs are still unpublished (validated) this long after it wrote them is "
@@ -89,6 +92,9 @@ class Settings(BaseSettings):
     upload_staging_dir: Path = Field(
         Path("var/uploads"), description="web uploads waiting for their commit (one folder per token); give each "
         "instance its own")
+
+    def verification_url(self, fingerprint: str) -> str:
+        return f"{self.public_url.rstrip('/')}/verify/{fingerprint}"
 
     def resolved_document_base_uri(self) -> str:
         if self.document_base_uri:

@@ -95,9 +95,10 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.errors())
         return request.app.state.renderer.page(request, "error.html", {"status": 422, "detail": detail}, status=422)
 
-    from web import api, pages
+    from web import api, exports, pages
 
     app.include_router(api.router)
+    app.include_router(exports.router)
     app.include_router(pages.router)
     return app
 
