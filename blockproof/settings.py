@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     document_base_uri: str = Field(
         "", description="public URI prefix of document_dir (default: file:// URI of document_dir)"
     )
+    fingerprint_secret_file: Path | None = Field(
+        None, description="file holding the institution's fingerprint secret (at least 32 bytes): documents are "
+        "version 2 with a salt HMAC-SHA256(secret, row), so fingerprints on chain reveal nothing about a guessed "
+        "person (docs/fingerprints.md); never logged or stored; required in production, plain version 1 without it")
     public_url: str = Field(
         "http://127.0.0.1:8000", description="public address of `blockproof web`: verification links "
         "(<public_url>/verify/<fingerprint>) in exports and QR codes")
