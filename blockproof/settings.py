@@ -92,10 +92,18 @@ class Settings(BaseSettings):
     operator_password: SecretStr | None = Field(None, description="password of the 'operator' user")
     viewer_password: SecretStr | None = Field(None, description="password of the 'viewer' user")
     production: bool = Field(False, description="refuse default secrets and passwords")
+    explorer_url: str = Field("", description="block explorer for transaction links on the public verification "
+                              "page (<explorer_url>/tx/<hash>, e.g. https://sepolia.etherscan.io); none when empty")
+    verify_requests_per_minute: int = Field(
+        60, description="public verification page and /api/verify: requests per minute per client address (429 "
+        "beyond, with Retry-After)")
     max_upload_mb: int = Field(50, description="largest CSV accepted by the web upload")
     upload_staging_dir: Path = Field(
         Path("var/uploads"), description="web uploads waiting for their commit (one folder per token); give each "
         "instance its own")
+
+    def explorer_tx_url(self, tx_hash: str) -> str | None:
+        return f"{self.explorer_url.rstrip('/')}/tx/{tx_hash}" if self.explorer_url else None
 
     def verification_url(self, fingerprint: str) -> str:
         return f"{self.public_url.rstrip('/')}/verify/{fingerprint}"
