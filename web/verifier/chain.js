@@ -1,6 +1,6 @@
 // The contract's own answer, asked over JSON-RPC from the browser: no server of ours in between.
 // Only the calls of the BlockProofCredentialVault interface are used, so any deployment of it can be checked.
-import { keccakHex } from "./document.js";
+import { checksumAddress, keccakHex } from "./document.js";
 
 const utf8 = new TextEncoder();
 const selector = (signature) => keccakHex(utf8.encode(signature)).slice(2, 10);
@@ -37,7 +37,7 @@ async function studentCredentialIds(url, vault, wallet) {
 async function credentialStatus(url, vault, id) {
   const w = words(await call(url, vault, selector("credentialStatus(uint256)") + uint(id)));
   return { id, exists: w.at(0) === 1n, valid: w.at(1) === 1n, revoked: w.at(2) === 1n, fingerprint: w.hex(3),
-           institution: "0x" + w.hex(5).slice(-40), issuedAt: Number(w.at(6)), expiresAt: Number(w.at(7)),
+           institution: checksumAddress("0x" + w.hex(5).slice(-40)), issuedAt: Number(w.at(6)), expiresAt: Number(w.at(7)),
            revokedAt: Number(w.at(8)) };
 }
 

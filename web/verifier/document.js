@@ -45,6 +45,13 @@ export function readDocument(text) {
   return { document, canonical, fingerprint: keccakHex(new TextEncoder().encode(canonical)) };
 }
 
+// EIP-55: the mixed-case form people compare addresses in.
+export function checksumAddress(address) {
+  const lower = address.toLowerCase().replace(/^0x/, "");
+  const hash = keccakHex(new TextEncoder().encode(lower)).slice(2);
+  return "0x" + [...lower].map((c, i) => (parseInt(hash[i], 16) >= 8 ? c.toUpperCase() : c)).join("");
+}
+
 export function utc(seconds) {
   if (!seconds) return "";
   return new Date(Number(seconds) * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
