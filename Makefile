@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: deps test demo contracts bench chromium screenshots clean
+.PHONY: deps test demo contracts verifier bench chromium screenshots clean
 
 $(PY_STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,12 +32,17 @@ demo: deps
 contracts: $(NODE_STAMP)
 	node contracts/compile.mjs
 
+# the verifiers' JavaScript (pinned npm packages) bundled into web/static/verify.js and the standalone
+# web/static/blockproof-verifier.html; both are committed, tests/test_verifier.py checks they match a rebuild
+verifier: $(NODE_STAMP)
+	node web/verifier/build.mjs
+
 bench: deps
 	$(PY) bench/run_all.py
 
 # refresh the README's screenshots from the browser test
 screenshots: deps chromium
-	BLOCKPROOF_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_web_browser.py
+	BLOCKPROOF_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_web_browser.py tests/test_verify_page.py
 
 clean:
 	rm -rf var .pytest_cache

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     document_base_uri: str = Field(
         "", description="public URI prefix of document_dir (default: file:// URI of document_dir)"
     )
+    fingerprint_secret_file: Path | None = Field(
+        None, description="file holding the institution's fingerprint secret (at least 32 bytes): documents are "
+        "version 2 with a salt HMAC-SHA256(secret, row), so fingerprints on chain reveal nothing about a guessed "
+        "person (docs/fingerprints.md); never logged or stored; required in production, plain version 1 without it")
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="public address of `blockproof web`: verification links "
+        "(<public_url>/verify/<fingerprint>) in exports and QR codes")
 
     stalled_upload_seconds: float = Field(
         600.0, description="an upload whose jobs are still unpublished (validated) this long after it wrote them is "
@@ -99,10 +106,21 @@ class Settings(BaseSettings):
     session_max_hours: float = Field(12.0, description="a web session ends this long after its login, in any case")
     token_days: int = Field(90, description="an API token expires after this many days unless given its own")
     production: bool = Field(False, description="refuse weak secrets and start-up without users; secure cookies, HSTS")
+    explorer_url: str = Field("", description="block explorer for transaction links on the public verification "
+                              "page (<explorer_url>/tx/<hash>, e.g. https://sepolia.etherscan.io); none when empty")
+    verify_requests_per_minute: int = Field(
+        60, description="public verification page and /api/verify: requests per minute per client address (429 "
+        "beyond, with Retry-After)")
     max_upload_mb: int = Field(50, description="largest CSV accepted by the web upload")
     upload_staging_dir: Path = Field(
         Path("var/uploads"), description="web uploads waiting for their commit (one folder per token); give each "
         "instance its own")
+
+    def explorer_tx_url(self, tx_hash: str) -> str | None:
+        return f"{self.explorer_url.rstrip('/')}/tx/{tx_hash}" if self.explorer_url else None
+
+    def verification_url(self, fingerprint: str) -> str:
+        return f"{self.public_url.rstrip('/')}/verify/{fingerprint}"
 
     def resolved_document_base_uri(self) -> str:
         if self.document_base_uri:

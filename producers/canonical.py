@@ -13,8 +13,11 @@ from decimal import Decimal
 
 from eth_utils import keccak, to_checksum_address
 
+from producers.salt import SALT_KEY, salt
+
 DOCUMENT_TYPE = "BlockProofCredential"
-DOCUMENT_VERSION = 1
+DOCUMENT_VERSION = 1  # plain: the fingerprint hashes the graduate's details alone
+PRIVATE_DOCUMENT_VERSION = 2  # with a salt keyed by the institution's secret (producers.salt)
 MAX_SAFE_INTEGER = 2**53
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -104,13 +107,15 @@ def canonical_json(obj) -> bytes:
 
 
 def credential_document(*, institution: str, student_id: str, student_name: str, student_wallet: str,
-                        degree: str, major: str, graduation_date: str, expires_at: int = 0) -> dict:
-    """The credential record whose canonical JSON is fingerprinted (addresses EIP-55 checksummed)."""
+                        degree: str, major: str, graduation_date: str, expires_at: int = 0,
+                        secret: bytes | None = None) -> dict:
+    """The credential record whose canonical JSON is fingerprinted (addresses EIP-55 checksummed): version 1, or
+    with the institution's ``secret`` version 2 with its salt."""
     if not _ISO_DATE.match(graduation_date):
         raise ValueError(f"graduation_date must be YYYY-MM-DD, not {graduation_date!r}")
     doc = {
         "type": DOCUMENT_TYPE,
-        "version": DOCUMENT_VERSION,
+        "version": DOCUMENT_VERSION if secret is None else PRIVATE_DOCUMENT_VERSION,
         "institution": to_checksum_address(institution),
         "studentId": student_id,
         "studentName": student_name,
@@ -121,6 +126,8 @@ def credential_document(*, institution: str, student_id: str, student_name: str,
     }
     if expires_at:
         doc["expiresAt"] = int(expires_at)
+    if secret is not None:
+        doc[SALT_KEY] = salt(secret, canonical_json(doc))
     return doc
 
 

@@ -41,6 +41,7 @@ from models.transitions import transition_many, transition_where
 from producers import documents
 from producers.chain_checks import FINGERPRINT_USED, Preflight, preflight, used_on_chain  # noqa: F401
 from producers.records import RowError
+from producers.salt import fingerprint_secret
 from producers.staging import StagedRows
 from producers.stalled import republish_stalled
 from producers.validation import DateReadings, iter_validated_chunks
@@ -103,6 +104,37 @@ def _known_fingerprints(session, fingerprints: list[str]) -> dict[str, tuple[int
     return known
 
 
+IDENTITY = ("institution", "student_id", "student_name", "student_wallet", "degree", "major", "graduation_date",
+            "expires_at")
+
+
+def _known_rows(session, rows: pd.DataFrame) -> dict[tuple, int]:
+    """Row identity (every field of the document but its version and salt) -> batch id, for rows already uploaded
+    under another fingerprint: the same graduate's same credential after the fingerprint secret was lost or
+    replaced (or first issued with plain version 1 fingerprints). Found by student id (indexed), then compared."""
+    known: dict[tuple, int] = {}
+    ids = list(dict.fromkeys(rows["student_id"].tolist()))
+    columns = [getattr(Job, name) for name in IDENTITY]
+    for start in range(0, len(ids), 900):
+        for row in session.execute(select(Job.batch_id, *columns).where(
+                Job.kind == "issue", Job.student_id.in_(ids[start : start + 900]))).all():
+            known.setdefault(tuple(row[1:]), row[0])
+    return known
+
+
+def _drop_known_rows(session, report: "UploadReport", rows: pd.DataFrame) -> pd.DataFrame:
+    known = _known_rows(session, rows)
+    if not known:
+        return rows
+    identity = list(zip(*(rows[name].tolist() for name in IDENTITY)))
+    batch = pd.Series([known.get(key) for key in identity], index=rows.index, dtype=object)
+    seen = batch.notna()
+    report.duplicate += int(seen.sum())
+    _skip(report, rows[seen].assign(batch=batch[seen]), lambda b: f"was uploaded before (batch {b}) under another "
+          "fingerprint (the fingerprint secret has changed since); not queued again", key="batch")
+    return rows[~seen]
+
+
 def _count_waiting(report: UploadReport, known: dict[str, tuple[int, str]], fingerprints) -> None:
     for fp in fingerprints:
         batch, state = known[fp]
@@ -112,10 +144,11 @@ def _count_waiting(report: UploadReport, known: dict[str, tuple[int, str]], fing
                 report.waiting_batches.append(batch)
 
 
-def _skip(report: UploadReport, rows: pd.DataFrame, reason) -> None:
+def _skip(report: UploadReport, rows: pd.DataFrame, reason, key: str = "fingerprint") -> None:
+    """List skipped rows, each with ``reason(row[key])``."""
     room = MAX_KEPT_SKIPPED - len(report.skipped)
-    for line, fp in zip(rows["line"][:room], rows["fingerprint"][:room]):
-        report.skipped.append(RowError(int(line), "", "", reason(fp)))
+    for line, value in zip(rows["line"][:room], rows[key][:room]):
+        report.skipped.append(RowError(int(line), "", "", reason(value)))
 
 
 def plan(source, *, filename: str, institution: str | None, settings: Settings, engine,
@@ -129,9 +162,10 @@ def plan(source, *, filename: str, institution: str | None, settings: Settings, 
     if check_chain and not settings.vault_address:
         report.warnings.append("No contract address configured: rows were not checked against the chain.")
     readings = DateReadings()
+    secret = fingerprint_secret(settings)
     try:
         with session_scope(engine) as s:
-            for chunk in iter_validated_chunks(source, institution=institution):
+            for chunk in iter_validated_chunks(source, institution=institution, secret=secret):
                 readings.add(chunk.readings)
                 report.total_rows += chunk.data_rows
                 report.error_count += len(chunk.errors)
@@ -147,6 +181,8 @@ def plan(source, *, filename: str, institution: str | None, settings: Settings, 
                           if known[fp][1] != JobState.VALIDATED.value else f"was uploaded before (batch {known[fp][0]}) "
                           "but its upload stopped before queueing it; the commit queues it")
                     rows = rows[~is_dup]
+                if not rows.empty:
+                    rows = _drop_known_rows(s, report, rows)
                 if rpc is not None and not rows.empty:
                     rows = _drop_issued_on_chain(report, rows, rpc, settings)
                     if report.warnings and report.warnings[-1].startswith("Could not check the chain"):

@@ -19,6 +19,7 @@ from producers.columns import (  # noqa: F401  (field rules re-exported for call
 )
 from producers.csv_reader import iter_raw_chunks
 from producers.records import CsvFileError, RowError
+from producers.salt import salt
 
 COLUMNS = REQUIRED  # ("student_id", "student_name", "student_wallet", "degree", "major", "graduation_date")
 ROW_COLUMNS = ["line", *COLUMNS, "institution", "expires_at", "document", "fingerprint"]
@@ -34,14 +35,20 @@ def _json_string(s: pd.Series) -> pd.Series:
     return '"' + s.str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"', regex=False) + '"'
 
 
-def _documents(v: pd.DataFrame) -> pd.Series:
-    """canonical_json(credential_document(...)) for every row, built column-wise (keys pre-sorted)."""
+def _documents(v: pd.DataFrame, secret: bytes | None = None) -> pd.Series:
+    """canonical_json(credential_document(..., secret=secret)) for every row, built column-wise (keys pre-sorted;
+    a version 2 document's "salt" sorts between "major" and "studentId")."""
     expires = np.where(v["expires_at"] != 0, ',"expiresAt":' + v["expires_at"].astype(str), "")
-    return ('{"degree":' + _json_string(v["degree"]) + expires + ',"graduationDate":"' + v["graduation_date"]
-            + '","institution":"' + v["institution"] + '","major":' + _json_string(v["major"])
-            + ',"studentId":' + _json_string(v["student_id"]) + ',"studentName":'
+    head = ('{"degree":' + _json_string(v["degree"]) + expires + ',"graduationDate":"' + v["graduation_date"]
+            + '","institution":"' + v["institution"] + '","major":' + _json_string(v["major"]))
+    tail = (',"studentId":' + _json_string(v["student_id"]) + ',"studentName":'
             + _json_string(v["student_name"]) + ',"studentWallet":"' + v["student_wallet"]
-            + '","type":"BlockProofCredential","version":1}')
+            + '","type":"BlockProofCredential","version":' + ("1}" if secret is None else "2}"))
+    if secret is None:
+        return head + tail
+    unsalted = head + tail
+    salts = [salt(secret, d.encode("utf-8")) for d in unsalted]
+    return head + pd.Series([',"salt":"' + s + '"' for s in salts], index=v.index, dtype=object) + tail
 
 
 @dataclass
@@ -83,8 +90,8 @@ class DateReadings:
 
 
 class _Validator:
-    def __init__(self, institution: str | None, today: dt.date):
-        self.today, self.institution = today, None
+    def __init__(self, institution: str | None, today: dt.date, secret: bytes | None = None):
+        self.today, self.institution, self.secret = today, None, secret
         if institution is not None:
             self.institution, reason = check_address(institution.strip())
             if reason:
@@ -127,7 +134,7 @@ class _Validator:
         readings = self._readings(f, ok)
         v = pd.DataFrame({"line": f["line"][ok], **{k: s.reindex(f.index)[ok] for k, s in values.items()}})
         v["expires_at"] = v["expires_at"].astype("int64")
-        v["document"] = _documents(v)
+        v["document"] = _documents(v, self.secret)
         digests = [keccak(d.encode("utf-8")) for d in v["document"]]
         v["fingerprint"] = ["0x" + d.hex() for d in digests]
         keep = self._deduplicate(v, digests, errors)
@@ -188,9 +195,10 @@ class _Validator:
 
 
 def iter_validated_chunks(source, *, institution: str | None = None, today: dt.date | None = None,
-                          chunk_rows: int = 20_000) -> Iterator[ValidatedChunk]:
-    """Stream ``source`` (path, bytes or binary file) as validated chunks; CsvFileError for file-level problems."""
-    validator = _Validator(institution, today or dt.datetime.now(dt.timezone.utc).date())
+                          chunk_rows: int = 20_000, secret: bytes | None = None) -> Iterator[ValidatedChunk]:
+    """Stream ``source`` (path, bytes or binary file) as validated chunks; CsvFileError for file-level problems.
+    With the institution's ``secret`` the documents are version 2 (private fingerprints)."""
+    validator = _Validator(institution, today or dt.datetime.now(dt.timezone.utc).date(), secret)
     for raw in iter_raw_chunks(source, chunk_rows):
         rows, found, readings = validator.chunk(raw.frame)
         errors = raw.errors + [RowError(int(line), col, str(value), why) for line, col, value, why in found]
@@ -200,11 +208,11 @@ def iter_validated_chunks(source, *, institution: str | None = None, today: dt.d
         yield ValidatedChunk(rows, errors, raw.rows, readings)
 
 
-def validate_file(source, *, institution: str | None = None, today: dt.date | None = None
-                  ) -> tuple[pd.DataFrame, list[RowError], int]:
+def validate_file(source, *, institution: str | None = None, today: dt.date | None = None,
+                  secret: bytes | None = None) -> tuple[pd.DataFrame, list[RowError], int]:
     """(all valid rows, all errors, number of data rows) for the whole file."""
     frames, errors, total = [], [], 0
-    for chunk in iter_validated_chunks(source, institution=institution, today=today):
+    for chunk in iter_validated_chunks(source, institution=institution, today=today, secret=secret):
         frames.append(chunk.rows)
         errors.extend(chunk.errors)
         total += chunk.data_rows

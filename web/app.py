@@ -14,10 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from blockproof.rpc import Rpc
 from blockproof.settings import Settings, get_settings
 from blockproof.verify import ChainClock
+from blockproof.verify_fingerprint import Facts as VerifyFacts
 from web.auth import LoginRequired, PasswordChangeRequired, resolve_secret
 from web.facts import Facts
 from web.limits import BodyLimit, ClientAddress, SecurityHeaders
 from web.metrics import registry_for
+from web.ratelimit import RateLimit
 from web.render import Renderer
 from web.uploads import UploadStore
 
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
     app.state.rpc = Rpc(settings.rpc_url, min(settings.rpc_timeout_seconds, 5.0))
     app.state.facts = Facts(settings, app.state.rpc, engine)
     app.state.chain_clock = ChainClock(ttl=1.0)
+    app.state.verify_rate_limit = RateLimit(settings.verify_requests_per_minute)
+    app.state.verify_facts = VerifyFacts()
     app.state.uploads = UploadStore(settings.upload_staging_dir)
     app.state.renderer = Renderer(HERE / "templates")
     app.state.metrics_registry = registry_for(engine, app.state.facts)
@@ -137,10 +141,12 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in errors)
         return request.app.state.renderer.page(request, "error.html", {"status": 422, "detail": detail}, status=422)
 
-    from web import account, api, pages
+    from web import account, api, exports, pages, public
 
     app.include_router(api.router)
     app.include_router(account.router)
+    app.include_router(exports.router)
+    app.include_router(public.router)
     app.include_router(pages.router)
     return app
 

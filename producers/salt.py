@@ -1,0 +1,49 @@
+"""Private fingerprints (document version 2): a per-credential salt keyed by the institution's secret.
+
+``salt = "0x" + HMAC-SHA256(secret, canonical_json(document without "salt")).hex()`` is added to the document
+before it is fingerprinted, so the fingerprint on chain reveals nothing about a guessed person to anyone without the
+secret, and stays the same for the same row (re-uploads are recognised; the same fingerprint is never issued twice).
+docs/fingerprints.md is the specification for third parties.
+
+The secret is read from a file (``BLOCKPROOF_FINGERPRINT_SECRET_FILE``) by the upload, held in memory only, and
+never logged, stored or shown: messages name the file, never its contents.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+from blockproof.errors import ConfigurationError
+
+SALT_KEY = "salt"
+MIN_SECRET_BYTES = 32
+
+
+def salt(secret: bytes, unsalted: bytes) -> str:
+    """The salt of a version 2 document, from the canonical JSON of the document without its salt."""
+    return "0x" + hmac.new(secret, unsalted, hashlib.sha256).hexdigest()
+
+
+def read_secret(path: Path) -> bytes:
+    """The file's bytes without trailing line breaks and spaces (editors add them); at least 32 bytes."""
+    try:
+        secret = Path(path).read_bytes().rstrip(b"\r\n\t ")
+    except OSError as exc:
+        raise ConfigurationError(f"BLOCKPROOF_FINGERPRINT_SECRET_FILE: cannot read {path} ({exc.strerror})") from None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"BLOCKPROOF_FINGERPRINT_SECRET_FILE: {path} holds {len(secret)} bytes; the fingerprint secret must be at "
+            f"least {MIN_SECRET_BYTES} random bytes (e.g. `openssl rand -hex 32 > {path}`)")
+    return secret
+
+
+def fingerprint_secret(settings) -> bytes | None:
+    """The institution's secret, or None for plain (version 1) fingerprints, which production refuses."""
+    if settings.fingerprint_secret_file:
+        return read_secret(settings.fingerprint_secret_file)
+    if settings.production:
+        raise ConfigurationError("production mode: set BLOCKPROOF_FINGERPRINT_SECRET_FILE; without it fingerprints "
+                                 "are plain keccak hashes of a graduate's details (document version 1), which anyone "
+                                 "who guesses those details can confirm against the chain")
+    return None
