@@ -194,7 +194,13 @@ def cmd_consumer(args) -> int:
         resync_from(engine, args.resync_from)
         _err(f"consumer checkpoint moved back to block {args.resync_from}; events after it will be ingested again")
         return EXIT_OK
-    run_consumer(settings)
+    from blockproof.errors import ConfigurationError
+
+    try:
+        run_consumer(settings)
+    except ConfigurationError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
     return EXIT_OK
 
 

@@ -12,10 +12,10 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
-from blockproof.rpc import Rpc
+from blockproof.rpc import Rpc, WrongChain, refuse_wrong_chain
 from blockproof.settings import Settings, get_settings
 from blockproof.verify import ChainClock
-from web.auth import LoginRequired, resolve_credentials
+from web.auth import LoginRequired, StartupRefused, resolve_credentials
 from web.facts import Facts
 from web.limits import BodyLimit, SecurityHeaders
 from web.metrics import registry_for
@@ -48,7 +48,11 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
     app.state.settings = settings
     app.state.engine = engine
     app.state.credentials = credentials
-    app.state.rpc = Rpc(settings.rpc_url, min(settings.rpc_timeout_seconds, 5.0))
+    app.state.rpc = Rpc.for_settings(settings, min(settings.rpc_timeout_seconds, 5.0))
+    try:
+        refuse_wrong_chain(app.state.rpc)
+    except WrongChain as exc:
+        raise StartupRefused(str(exc)) from None
     app.state.facts = Facts(settings, app.state.rpc, engine)
     app.state.chain_clock = ChainClock(ttl=1.0)
     app.state.uploads = UploadStore(settings.upload_staging_dir)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc
+from blockproof.rpc import Rpc, WrongChain
 from blockproof.settings import Settings
 from models.alerts import raise_alert, resolve_alerts
 from models.db import session_scope
@@ -54,7 +54,7 @@ class Follower:
     def __init__(self, settings: Settings, engine, rpc: Rpc | None = None):
         self.settings = settings
         self.engine = engine
-        self.rpc = rpc or Rpc(settings.rpc_url, settings.rpc_timeout_seconds)
+        self.rpc = rpc or Rpc.for_settings(settings)
         self.vault = to_checksum_address(settings.vault_address)
         self.sizer = ChunkSizer(settings.getlogs_chunk, max(settings.getlogs_chunk, settings.getlogs_chunk_max))
         self.stop_event = threading.Event()
@@ -76,6 +76,11 @@ class Follower:
             try:
                 caught_up = self.step()
                 backoff = 0.5
+            except WrongChain as exc:  # nothing read from another chain is stored
+                log.error("consumer stopped reading: %s", exc)
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
             except (RpcUnavailable, OperationalError, RpcError) as exc:
                 log.warning("consumer waiting %.1fs: %s", backoff, str(exc)[:200])
                 self.stop_event.wait(backoff)
