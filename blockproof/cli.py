@@ -477,11 +477,20 @@ def _broker_url() -> str | None:
         return None
 
 
+def _log_format() -> str:
+    try:
+        from blockproof.settings import get_settings
+
+        return get_settings().log_format
+    except Exception:
+        return "text"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from blockproof import logs
 
-    logs.configure(verbose=args.verbose, broker_url=_broker_url())
+    logs.configure(verbose=args.verbose, broker_url=_broker_url(), log_format=_log_format())
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -514,7 +514,8 @@ class Signer:
             logging.shutdown()
             os._exit(86)
         outcomes = sender.broadcast_many(self.rpc, [a.raw for a in attempts])
-        for tx, attempt, (outcome, error) in zip(txs, attempts, outcomes):
+        for (call, _), tx, attempt, (outcome, error) in zip(ready, txs, attempts, outcomes):
+            sender.log_sent(tx, attempt, call.jobs, outcome)
             self._apply_outcome(s, tx, attempt, outcome, error)
         self._progressed()
         return len(txs)
