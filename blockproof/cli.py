@@ -242,7 +242,13 @@ def cmd_consumer(args) -> int:
         resync_from(engine, args.resync_from)
         _err(f"consumer checkpoint moved back to block {args.resync_from}; events after it will be ingested again")
         return EXIT_OK
-    run_consumer(settings)
+    from blockproof.errors import ConfigurationError
+
+    try:
+        run_consumer(settings)
+    except ConfigurationError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -686,11 +692,20 @@ def _broker_url() -> str | None:
         return None
 
 
+def _log_format() -> str:
+    try:
+        from blockproof.settings import get_settings
+
+        return get_settings().log_format
+    except Exception:
+        return "text"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from blockproof import logs
 
-    logs.configure(verbose=args.verbose, broker_url=_broker_url())
+    logs.configure(verbose=args.verbose, broker_url=_broker_url(), log_format=_log_format())
     try:
         return args.func(args)
     except KeyboardInterrupt:

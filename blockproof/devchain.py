@@ -115,7 +115,9 @@ class DevChain:
         startup_timeout: float = 30.0,
         extra_args: list[str] | None = None,
         die_with_parent: bool = False,
+        chain_id: int = CHAIN_ID,
     ) -> None:
+        self.chain_id = chain_id
         self.block_time = block_time
         self.no_mining = no_mining
         self.gas_limit = gas_limit
@@ -159,7 +161,7 @@ class DevChain:
             "--silent",
             "--host", "127.0.0.1",
             "--port", str(self.port),
-            "--chain-id", str(CHAIN_ID),
+            "--chain-id", str(self.chain_id),
             "--gas-limit", str(self.gas_limit),
             "--accounts", "10",
             "--mnemonic", DEFAULT_MNEMONIC,

@@ -6,7 +6,7 @@ import sys
 import threading
 from pathlib import Path
 
-from blockproof.devchain import DevChain, PortInUse, deploy_dev_environment
+from blockproof.devchain import CHAIN_ID, DevChain, PortInUse, deploy_dev_environment
 
 DEV_ENV = Path("var/dev.env")
 
@@ -17,7 +17,7 @@ def write_dev_env(rpc_url: str, env, deploy_block: int, path: Path = DEV_ENV) ->
     path.write_text(
         f"BLOCKPROOF_RPC_URL={rpc_url}\nBLOCKPROOF_VAULT_ADDRESS={env.vault_address}\n"
         f"BLOCKPROOF_VAULT_DEPLOY_BLOCK={deploy_block}\nBLOCKPROOF_SIGNER_ADDRESS={env.signer_address}\n"
-        f"BLOCKPROOF_SIGNER_KEY={env.signer_key}\n"
+        f"BLOCKPROOF_SIGNER_KEY={env.signer_key}\nBLOCKPROOF_CHAIN_ID={CHAIN_ID}\n"
     )
     path.chmod(0o600)
 

@@ -5,7 +5,9 @@ they become ONE warning when the broker is first lost and ONE info line when a c
 library's own records, tracebacks included, are kept at debug level (`blockproof -v …`)."""
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -88,9 +90,41 @@ def broker_label(url: str) -> str:
     return f"RabbitMQ at {parts.hostname}:{parts.port or 5672}"
 
 
-def configure(*, verbose: bool, broker_url: str | None = None) -> None:
+# what a log line is about, for BLOCKPROOF_LOG_FORMAT=json: passed with `extra=`, or found in the message
+CONTEXT_FIELDS = ("job", "jobs", "batch", "nonce", "tx_hash")
+_IN_MESSAGE = {
+    "job": re.compile(r"\bjob (\d+)\b"),
+    "batch": re.compile(r"\bbatch (\d+)\b"),
+    "nonce": re.compile(r"\bnonce (\d+)\b"),
+    "tx_hash": re.compile(r"\b(?:tx|transaction|replacement|hash)[ =:]+(0x[0-9a-fA-F]{64})\b"),
+}
+
+
+def known_fields(message: str, extras: dict) -> dict:
+    """Job, batch, nonce and transaction hash of a log line: given ones first, then those its message names."""
+    out = {k: extras[k] for k in CONTEXT_FIELDS if extras.get(k) is not None}
+    for name, pattern in _IN_MESSAGE.items():
+        if name not in out and (found := pattern.search(message)):
+            out[name] = int(found.group(1)) if found.group(1).isdigit() else found.group(1)
+    return out
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the known fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        entry = {"time": datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds"),
+                 "level": record.levelname.lower(), "logger": record.name, "message": message}
+        entry |= known_fields(message, record.__dict__)
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure(*, verbose: bool, broker_url: str | None = None, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(FORMAT))
     handler.addFilter(BrokerOutageFilter(broker_label(broker_url) if broker_url else "RabbitMQ", verbose=verbose))
     root = logging.getLogger()
     root.handlers[:] = [handler]

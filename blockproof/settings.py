@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,15 @@ class Settings(BaseSettings):
         "http://127.0.0.1:15672", description="RabbitMQ management API, used for queue panels when reachable"
     )
     rpc_url: str = Field("http://127.0.0.1:8545", description="EVM JSON-RPC endpoint")
+    rpc_urls: str = Field("", description="several JSON-RPC endpoints, comma-separated, best first; each request goes "
+                          "to the healthiest (failover on errors and HTTP 429); overrides BLOCKPROOF_RPC_URL")
+    chain_id: int | None = Field(None, description="the chain every component expects (84532 Base Sepolia, 8453 Base, "
+                                 "31337 Anvil); each refuses to start, and the signer stops sending, against another")
+    finality: Literal["confirmations", "safe", "finalized"] = Field(
+        "confirmations", description="when the consumer confirms a job: after BLOCKPROOF_CONFIRMATIONS blocks, or "
+        "once its block is at or below the node's `safe` or `finalized` block")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object per log line, with job, batch, nonce and tx_hash where known")
     vault_address: str = Field("", description="BlockProofCredentialVault contract address")
     vault_deploy_block: int = Field(0, description="block the contract was deployed in; the consumer starts there")
     signer_address: str = Field(

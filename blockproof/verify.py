@@ -181,7 +181,7 @@ def credential_status(credential_id: int, *, fingerprint: str | None = None, set
     fingerprint = parse_fingerprint(fingerprint) if fingerprint is not None else None
     if not is_credential_id(credential_id):
         return answer(credential_id, None, now=None, clock=None, source="none", fingerprint=fingerprint)
-    rpc = rpc or Rpc(settings.rpc_url, settings.rpc_timeout_seconds)
+    rpc = rpc or Rpc.for_settings(settings)
     clock = clock or ChainClock(ttl=0)
     with Session(engine) as s:
         record = record_from_database(s, credential_id)

@@ -52,7 +52,7 @@ def retry_jobs(job_ids: list[int], *, settings: Settings, engine, actor: str = "
         candidates = [j for j in jobs if j.state in {x.value for x in RETRYABLE_BY_PERSON}]
         result.skipped = [j.id for j in jobs if j not in candidates]
         issue_fps = [j.fingerprint for j in candidates if j.kind == "issue"]
-        used = _used_on_chain(Rpc(settings.rpc_url, settings.rpc_timeout_seconds), settings.vault_address, issue_fps) \
+        used = _used_on_chain(Rpc.for_settings(settings), settings.vault_address, issue_fps) \
             if issue_fps else set()
         on_chain = [j for j in candidates if j.kind == "issue" and j.fingerprint in used]
         result.already_on_chain = [j.id for j in on_chain]

@@ -32,7 +32,7 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc
+from blockproof.rpc import Rpc, refuse_wrong_chain
 from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import JobState, utcnow
@@ -158,7 +158,9 @@ def plan(source, *, filename: str, institution: str | None, settings: Settings, 
     (staged on disk; pass them to commit). CsvFileError for a file that cannot be read at all."""
     report = UploadReport(filename=filename)
     staged = StagedRows(enabled=stage)
-    rpc = Rpc(settings.rpc_url, settings.rpc_timeout_seconds) if check_chain and settings.vault_address else None
+    rpc = Rpc.for_settings(settings) if check_chain and settings.vault_address else None
+    if rpc is not None:
+        refuse_wrong_chain(rpc)
     if check_chain and not settings.vault_address:
         report.warnings.append("No contract address configured: rows were not checked against the chain.")
     readings = DateReadings()

@@ -11,11 +11,12 @@ from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from blockproof.rpc import Rpc
+from blockproof.rpc import Rpc, WrongChain, refuse_wrong_chain
 from blockproof.settings import Settings, get_settings
 from blockproof.verify import ChainClock
 from blockproof.verify_fingerprint import Facts as VerifyFacts
 from web.auth import LoginRequired, PasswordChangeRequired, resolve_secret
+from web.people import StartupRefused
 from web.facts import Facts
 from web.limits import BodyLimit, ClientAddress, SecurityHeaders
 from web.metrics import registry_for
@@ -82,7 +83,11 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
     app.state.settings = settings
     app.state.engine = engine
     app.state.secret = secret
-    app.state.rpc = Rpc(settings.rpc_url, min(settings.rpc_timeout_seconds, 5.0))
+    app.state.rpc = Rpc.for_settings(settings, min(settings.rpc_timeout_seconds, 5.0))
+    try:
+        refuse_wrong_chain(app.state.rpc)
+    except WrongChain as exc:
+        raise StartupRefused(str(exc)) from None
     app.state.facts = Facts(settings, app.state.rpc, engine)
     app.state.chain_clock = ChainClock(ttl=1.0)
     app.state.verify_rate_limit = RateLimit(settings.verify_requests_per_minute)

@@ -33,7 +33,7 @@ def _context():
     settings = get_signer_settings()  # intake runs inside the signer process
     key = settings.signer_key.get_secret_value() if settings.signer_key else None
     sender = Account.from_key(key).address if key else None
-    return settings, engine_for(settings.database_url), Rpc(settings.rpc_url, settings.rpc_timeout_seconds), sender
+    return settings, engine_for(settings.database_url), Rpc.for_settings(settings), sender
 
 
 _probed: dict[str, bool] = {}

@@ -25,13 +25,13 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc
+from blockproof.rpc import Rpc, WrongChain
 from blockproof.settings import Settings
 from models.alerts import raise_alert, resolve_alerts
 from models.db import session_scope
 from models.states import utcnow
 from models.tables import ConsumerCheckpoint, CredentialEvent, IndexedBlock, RevocationEvent
-from workers.consumer import reconcile
+from workers.consumer import finality, reconcile
 from workers.consumer.decode import rows_from_logs
 from workers.consumer.logs import ChunkSizer, fetch_range
 from workers.consumer.store import insert_ignoring_duplicates, upsert
@@ -54,12 +54,13 @@ class Follower:
     def __init__(self, settings: Settings, engine, rpc: Rpc | None = None):
         self.settings = settings
         self.engine = engine
-        self.rpc = rpc or Rpc(settings.rpc_url, settings.rpc_timeout_seconds)
+        self.rpc = rpc or Rpc.for_settings(settings)
         self.vault = to_checksum_address(settings.vault_address)
         self.sizer = ChunkSizer(settings.getlogs_chunk, max(settings.getlogs_chunk, settings.getlogs_chunk_max))
         self.stop_event = threading.Event()
         self.ranges_written = 0
         self._reconciled_at = 0.0
+        self.tagged_block: int | None = None  # the node's safe / finalized block (BLOCKPROOF_FINALITY)
 
     def checkpoint(self, s: Session) -> ConsumerCheckpoint:
         cp = s.get(ConsumerCheckpoint, CHECKPOINT)
@@ -76,6 +77,11 @@ class Follower:
             try:
                 caught_up = self.step()
                 backoff = 0.5
+            except WrongChain as exc:  # nothing read from another chain is stored
+                log.error("consumer stopped reading: %s", exc)
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
             except (RpcUnavailable, OperationalError, RpcError) as exc:
                 log.warning("consumer waiting %.1fs: %s", backoff, str(exc)[:200])
                 self.stop_event.wait(backoff)
@@ -96,7 +102,7 @@ class Follower:
 
     def step(self) -> bool:
         """Ingest one range. Returns True when caught up with the head (or halted)."""
-        latest = self.rpc.get_block("latest")
+        latest = self._head()
         head, head_hash = int(latest["number"], 16), latest["hash"]
         with session_scope(self.engine) as s:
             cp = self.checkpoint(s)
@@ -113,7 +119,7 @@ class Follower:
             cp.head_block = head
             start, known_hash = cp.block_number + 1, cp.block_hash
             if start > head:
-                reconcile.confirm_deep_enough(s, cp, head, self.settings.confirmations)
+                self._confirm(s, cp, head)
                 cp.updated_at = utcnow()
                 self._maybe_reconcile(s, head)
                 return True
@@ -132,6 +138,26 @@ class Follower:
             if stop >= head:
                 self._maybe_reconcile(s, head)
         return stop >= head
+
+    # ---- finality ------------------------------------------------------------------------
+    def _head(self) -> dict:
+        """The latest block; with BLOCKPROOF_FINALITY=safe|finalized also that block's number, in the same
+        HTTP request."""
+        tag = finality.tag_for(self.settings.finality)
+        if tag is None:
+            return self.rpc.get_block("latest")
+        latest, tagged = self.rpc.batch([("eth_getBlockByNumber", ["latest", False]),
+                                         ("eth_getBlockByNumber", [tag, False])])
+        for reply in (latest, tagged):
+            if isinstance(reply, RpcError):
+                raise reply
+        self.tagged_block = int(tagged["number"], 16) if tagged else None
+        return latest
+
+    def _confirm(self, s: Session, cp: ConsumerCheckpoint, head: int) -> None:
+        mode = self.settings.finality
+        through = finality.confirmable_through(mode, head, self.settings.confirmations, self.tagged_block)
+        reconcile.confirm_deep_enough(s, cp, head, self.settings.confirmations, through=through, mode=mode)
 
     # ---- reading -------------------------------------------------------------------------
     def _headers(self, numbers: set[int]) -> dict[int, dict]:
@@ -190,7 +216,7 @@ class Follower:
         cp.getlogs_chunk = self.sizer.size
         cp.head_block = head
         cp.updated_at = utcnow()
-        reconcile.confirm_deep_enough(s, cp, head, self.settings.confirmations)
+        self._confirm(s, cp, head)
 
     def _fault_point(self) -> None:
         """Fault injection for tests: die like SIGKILL after inserting events, before moving the checkpoint."""

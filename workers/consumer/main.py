@@ -5,6 +5,7 @@ import logging
 import signal
 import threading
 
+from blockproof.rpc import refuse_wrong_chain
 from blockproof.settings import Settings, get_settings
 from models.db import engine_for, migrate
 from workers.consumer.follower import Follower
@@ -16,6 +17,7 @@ def run_consumer(settings: Settings | None = None, stop: threading.Event | None 
     settings = settings or get_settings()
     migrate(settings.database_url)
     follower = Follower(settings, engine_for(settings.database_url))
+    refuse_wrong_chain(follower.rpc)
     stop = stop or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

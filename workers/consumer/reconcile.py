@@ -5,6 +5,7 @@ from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlmodel import Session
 
 from models.states import JobState
+from workers.consumer import finality
 from models.tables import ChainTransaction, CredentialEvent, IndexedBlock, Job, RevocationEvent
 from models.transitions import transition_many
 
@@ -61,12 +62,15 @@ def attach_revoked(session: Session, events: list[dict]) -> None:
                         only_from=[JobState.SUBMITTED])
 
 
-def confirm_deep_enough(session: Session, cp, head: int, confirmations: int) -> int:
+def confirm_deep_enough(session: Session, cp, head: int, confirmations: int, *, through: int | None = None,
+                        mode: str = "confirmations") -> int:
     """Jobs whose event has at least `confirmations` confirmations (its own block counts as one) become
     confirmed. Decided from the stored events, never from what the signer saw. Only events that became
     deep enough since the last call are looked at (the checkpoint's `confirmed_through` watermark), so the
     cost follows the new blocks, not the size of the history."""
-    deepest = min(head - confirmations + 1, cp.block_number)  # never past what has been ingested
+    if through is None:
+        through = head - confirmations + 1
+    deepest = min(through, cp.block_number)  # never past what has been ingested
     since = cp.confirmed_through
     if deepest <= since:
         return 0
@@ -85,10 +89,10 @@ def confirm_deep_enough(session: Session, cp, head: int, confirmations: int) -> 
         revoke_ids += session.execute(select(Job.id).where(
             Job.kind == "revoke", Job.credential_id.in_(chunk), Job.state.in_(states))).scalars().all()
     settled = dict(error_code="", error_message="", next_attempt_at=None)  # why it waited stays in its history
-    moved = transition_many(session, sorted(set(issue_ids)), JobState.CONFIRMED, f"event {confirmations} blocks deep",
+    moved = transition_many(session, sorted(set(issue_ids)), JobState.CONFIRMED, finality.reason(mode, confirmations),
                             **settled)
     moved += transition_many(session, sorted(set(revoke_ids)), JobState.CONFIRMED,
-                             f"revocation {confirmations} blocks deep", **settled)
+                             finality.reason(mode, confirmations, "revocation"), **settled)
     cp.confirmed_through = deepest
     session.add(cp)
     return len(moved)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc
+from blockproof.rpc import Rpc, WrongChain
 from blockproof.settings import Settings
 from eth_utils import to_checksum_address
 from models.alerts import raise_alert, resolve_alerts
@@ -53,7 +53,7 @@ class Signer:
         self.account = key_backend
         self.address = to_checksum_address(key_backend.address)
         self.vault = to_checksum_address(settings.vault_address)
-        self.rpc = rpc or Rpc(settings.rpc_url, settings.rpc_timeout_seconds)
+        self.rpc = rpc or Rpc.for_settings(settings)
         self.stop_event = threading.Event()
         self.hold_reason = ""
         self._hold_checked = 0.0
@@ -102,6 +102,12 @@ class Signer:
                 self.stop_event.set()
                 self.on_lease_lost()
                 return
+            except WrongChain as exc:  # not one signature for, or one broadcast to, another chain
+                self.last_error = str(exc)
+                log.error("signer stopped sending: %s", exc)
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
             except (RpcUnavailable, OperationalError) as exc:
                 self.last_error = exc.__class__.__name__ + ": " + str(exc)[:200]
                 log.warning("signer waiting %.1fs: %s", backoff, self.last_error)
@@ -512,7 +518,8 @@ class Signer:
             logging.shutdown()
             os._exit(86)
         outcomes = sender.broadcast_many(self.rpc, [a.raw for a in attempts])
-        for tx, attempt, (outcome, error) in zip(txs, attempts, outcomes):
+        for (call, _), tx, attempt, (outcome, error) in zip(ready, txs, attempts, outcomes):
+            sender.log_sent(tx, attempt, call.jobs, outcome)
             self._apply_outcome(s, tx, attempt, outcome, error)
         self._progressed()
         return len(txs)

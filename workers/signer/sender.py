@@ -82,5 +82,14 @@ def broadcast_many(rpc: Rpc, raws: list[str]) -> list[tuple[SendOutcome, str]]:
     return out
 
 
+def log_sent(tx, attempt, jobs, outcome: SendOutcome) -> None:
+    batches = sorted({j.batch_id for j in jobs})
+    log.info("sent nonce %s (%s of %d job(s), batch %s): %s %s", tx.nonce, tx.kind, len(jobs),
+             ",".join(map(str, batches)), outcome.value, attempt.tx_hash,
+             extra={"nonce": tx.nonce, "tx_hash": attempt.tx_hash, "jobs": [j.id for j in jobs],
+                    "batch": batches[0] if len(batches) == 1 else batches,
+                    **({"job": jobs[0].id} if len(jobs) == 1 else {})})
+
+
 def new_account(private_key: str):
     return Account.from_key(private_key)
