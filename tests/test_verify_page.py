@@ -31,7 +31,7 @@ from producers.export import iter_documents_zip
 from producers.revocations import RevocationRequest, revoke
 from tests.conftest import require
 from tests.harness import write_csv
-from tests.test_web_browser import ARGS, CHROMIUM, SHOTS, _free_port
+from tests.test_web_browser import ARGS, CHROMIUM, SHOTS, free_port
 from web.app import create_app
 from web.ratelimit import RateLimit
 
@@ -117,7 +117,7 @@ def world(tmp_path_factory):
                                     graduation_date="2025-06-14", secret=b"s" * 32)
         documents["not_issued"] = canonical_json(never).decode()
 
-        port = _free_port()
+        port = free_port()
         env = os.environ | p.env_vars() | {"BLOCKPROOF_OPERATOR_PASSWORD": WEB["operator_password"],
                                            "BLOCKPROOF_VIEWER_PASSWORD": WEB["viewer_password"],
                                            "BLOCKPROOF_WEB_SECRET": WEB["web_secret"]}
