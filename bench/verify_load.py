@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -187,11 +188,14 @@ def main() -> None:
         known, unknown = events[: len(events) // 2], events[len(events) // 2:]
         db_url = f"sqlite:///{workdir / 'verify.db'}"
         _seed_database(db_url, known)
+        from models.db import engine_for
+        from web.people import ADMIN, add
+
+        add(engine_for(db_url), "bench", ADMIN, by="bench")  # production mode starts only with a first admin
         port = free_port()
         server_env = os.environ | {
             "DATABASE_URL": db_url, "BLOCKPROOF_RPC_URL": chain.rpc_url, "BLOCKPROOF_VAULT_ADDRESS": env.vault_address,
-            "BLOCKPROOF_PRODUCTION": "true", "BLOCKPROOF_OPERATOR_PASSWORD": uuid.uuid4().hex,
-            "BLOCKPROOF_VIEWER_PASSWORD": uuid.uuid4().hex, "BLOCKPROOF_WEB_SECRET": uuid.uuid4().hex * 2}
+            "BLOCKPROOF_PRODUCTION": "true", "BLOCKPROOF_WEB_SECRET": secrets.token_urlsafe(32)}
         command = [sys.executable, "-m", "blockproof.cli", "web", "--port", str(port)]
         server = subprocess.Popen(command, env=server_env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                   stderr=open(workdir / "web.log", "w"))

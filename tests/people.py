@@ -47,7 +47,9 @@ class Person(httpx.Auth):
 
 def login_token(client: TestClient) -> str:
     """The login form's CSRF token (and its pre-login cookie, kept by the client)."""
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+    form = re.search(r'action="/login">\s*<input type="hidden" name="csrf_token" value="([^"]+)"',
+                     client.get("/login").text)
+    return form.group(1)
 
 
 def log_in(client: TestClient, person: Person, password: str | None = None) -> str:

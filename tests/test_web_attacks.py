@@ -71,13 +71,16 @@ def test_a_session_cookie_captured_before_logout_reads_and_changes_nothing_after
     assert replay.get("/", follow_redirects=False).headers["location"].startswith("/login")
 
 
-def test_the_cookie_is_a_random_id_and_the_database_keeps_only_its_hash(world):
+def test_the_cookie_is_a_random_id_the_database_keeps_only_its_hash_and_a_new_login_replaces_it(world):
     client, _ = session_client(world["app"], world["ada"])
     cookie = client.cookies.get("blockproof_session")
     assert len(cookie) >= 43 and "ada" not in cookie and "." not in cookie  # no signed payload
     with Session(world["engine"]) as s:
         ids = list(s.execute(select(WebSession.id)).scalars())
     assert cookie not in ids and len(ids) == 1
+    log_in(client, world["vic"])
+    assert client.cookies.get("blockproof_session") != cookie
+    assert TestClient(world["app"], cookies={"blockproof_session": cookie}).get("/api/me").status_code == 401
 
 
 def test_changing_the_password_or_being_disabled_ends_every_session_of_that_person(world):

@@ -180,6 +180,11 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
         assert refused.status == 403
         viewer.goto(f"{base}/batches/{batch2}")
         assert viewer.locator("text=Retry all").count() == 0
+        # logging out (here from another request of the same browser) ends the session the open page polls with
+        assert viewer.request.post(base + "/logout", form={"csrf_token": token}).ok
+        _wait_text(viewer, "#live-status", "your session has ended: reload the page to log in again", timeout=30)
+        viewer.reload()
+        assert "/login" in viewer.url
 
         # fix the cause, retry one job, then all the others of the batch (each confirmation names the count)
         p.chain.rpc("anvil_setCode", vault, original_code)

@@ -183,7 +183,8 @@ def _set_disabled(request: Request, name: str, user: User, disabled: bool):
     except people.PeopleError as exc:
         return _people_page(request, error=f"Not changed: {exc}.", status=409)
     record(_engine(request), user.name, "user.disable" if disabled else "user.enable", name)
-    _flash(request, user, f"{name} {'disabled: their sessions ended and their tokens stop working' if disabled else 'enabled'}.")
+    done = "disabled: their sessions ended and their tokens stop working" if disabled else "enabled"
+    _flash(request, user, f"{name} {done}.")
     return RedirectResponse("/admin/people", 303)
 
 

@@ -15,6 +15,6 @@ def entries(session: Session, *, before: int | None = None, limit: int = 50) -> 
     rows = list(session.execute(query).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"entries": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "ip": e.ip, "action": e.action, "target": e.target,
-                         "detail": e.detail} for e in rows],
+    return {"entries": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "ip": e.ip, "action": e.action,
+                         "target": e.target, "detail": e.detail} for e in rows],
             "next_before": rows[-1].id if more and rows else None}

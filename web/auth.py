@@ -144,11 +144,15 @@ def _login_token(request: Request, nonce: str) -> str:
 
 
 def csrf_token(request: Request) -> str:
-    """The CSRF token for this page's forms: the session's, or before login the login form's (the renderer sets
-    the pre-login cookie it is bound to)."""
+    """The CSRF token for this page's forms: the session's, or before login the login form's."""
     user = optional_user(request) if not request.headers.get("authorization") else None
     if user is not None and user.via == "session":
         return user.csrf
+    return login_csrf_token(request)
+
+
+def login_csrf_token(request: Request) -> str:
+    """The login form's token, bound to a random pre-login cookie (the renderer sets it when it is new)."""
     nonce = request.cookies.get(LOGIN_COOKIE) or getattr(request.state, "new_login_nonce", None)
     if not nonce or len(nonce) > 64:
         nonce = request.state.new_login_nonce = secrets.token_urlsafe(24)

@@ -34,12 +34,14 @@ def _safe_next(target: str | None) -> str:
 # ---- login ------------------------------------------------------------------------------------------
 @router.get("/login")
 def login_form(request: Request, next: str = "/"):
-    return _page(request, "login.html", title="Log in", next=_safe_next(next), error=None)
+    return _page(request, "login.html", title="Log in", next=_safe_next(next), error=None,
+                 login_csrf=auth.login_csrf_token(request))
 
 
 def _login_refused(request: Request, next: str, error: str, status: int, retry_after: float = 0):
     response = request.app.state.renderer.page(request, "login.html", {
-        "title": "Log in", "next": _safe_next(next), "error": error}, status=status)
+        "title": "Log in", "next": _safe_next(next), "error": error, "login_csrf": auth.login_csrf_token(request)},
+        status=status)
     if retry_after:
         response.headers["retry-after"] = str(max(1, round(retry_after)))
     return response
@@ -61,6 +63,9 @@ async def login(request: Request, username: Annotated[str, Form(max_length=64)],
         audit.record(engine, name[:64] or "?", "login.failed")
         return _login_refused(request, next, "Wrong user name or password.", 401)
     throttle.succeeded(engine, name)
+    earlier = request.cookies.get(sessions.COOKIE)
+    if earlier:  # a login always starts a new session; the one this browser had ends
+        sessions.end(engine, sessions.digest(earlier), "replaced")
     raw, _ = sessions.start(engine, person, ip)
     audit.record(engine, person.name, "login")
     target = "/account/password" if person.must_change_password else _safe_next(next)

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session
 
 from models.db import session_scope
@@ -48,10 +48,12 @@ class Found:
     person: Person
 
 
-def start(engine, person: Person, ip: str) -> tuple[str, str]:
-    """A new session for this person; returns (cookie value, CSRF token)."""
+def start(engine, person: Person, ip: str, *, keep_days: float = 30) -> tuple[str, str]:
+    """A new session for this person; returns (cookie value, CSRF token). Rows of sessions begun more than
+    keep_days ago (long over: the logins stay in the audit log) are swept at the same time."""
     raw, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     with session_scope(engine) as s:
+        s.execute(delete(WebSession).where(WebSession.created_at < utcnow() - timedelta(days=keep_days)))
         s.add(WebSession(id=digest(raw), user_id=person.id, csrf_token=csrf, ip=ip[:64]))
     return raw, csrf
 

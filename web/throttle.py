@@ -116,6 +116,9 @@ def failed(engine, name: str | None, ip: str, now: datetime | None = None) -> No
 
 def _count_failure(engine, name: str | None, ip: str, now: datetime) -> None:
     with session_scope(engine) as s:
+        # rows long forgotten (guessed names, passing addresses) go
+        unlocked = LoginThrottle.locked_until.is_(None) | (LoginThrottle.locked_until < now)
+        s.execute(delete(LoginThrottle).where(LoginThrottle.last_failure_at < now - timedelta(days=1), unlocked))
         for key, policy, _ in _keys(name, ip):
             row = s.get(LoginThrottle, key, with_for_update=True)
             failures, lock = after_failure(row, now, policy)

@@ -3,6 +3,7 @@
   "use strict";
   var INTERVAL = 3000;
   var timer = null;
+  var ended = false;
   var url = document.body.getAttribute("data-poll");
 
   function get(obj, path) {
@@ -90,7 +91,14 @@
     timer = null;
     if (document.visibilityState !== "visible") return;
     fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (r) {
+        if (r.status === 401) {  // the session ended (logout elsewhere, idle, password change): stop asking
+          ended = true;
+          var status = document.getElementById("live-status");
+          if (status) status.textContent = "your session has ended: reload the page to log in again";
+        }
+        return r.ok ? r.json() : null;
+      })
       .then(function (data) { if (data) apply(data); })
       .catch(function () {
         var status = document.getElementById("live-status");
@@ -100,7 +108,7 @@
   }
 
   function schedule() {
-    if (timer === null && document.visibilityState === "visible") timer = setTimeout(poll, INTERVAL);
+    if (!ended && timer === null && document.visibilityState === "visible") timer = setTimeout(poll, INTERVAL);
   }
 
   // widths are set here, not in style attributes: the Content-Security-Policy allows no inline styles
