@@ -472,11 +472,16 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("pika", "alembic", "dramatiq.worker.ConsumerThread"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from blockproof.errors import ConfigurationError
+
     try:
         return args.func(args)
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except ConfigurationError as exc:
+        _err(f"error: {exc}")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

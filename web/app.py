@@ -16,7 +16,9 @@ from blockproof.rpc import Rpc
 from blockproof.settings import Settings, get_settings
 from blockproof.verify import ChainClock
 from blockproof.verify_fingerprint import Facts as VerifyFacts
-from web.auth import LoginRequired, resolve_credentials
+from blockproof.errors import ConfigurationError
+from producers.salt import refuse_unfit_for_production
+from web.auth import LoginRequired, StartupRefused, resolve_credentials
 from web.facts import Facts
 from web.limits import BodyLimit, SecurityHeaders
 from web.metrics import registry_for
@@ -37,6 +39,10 @@ def _wants_json(request: Request) -> bool:
 def create_app(settings: Settings | None = None, engine=None, *, announce=sys.stderr) -> FastAPI:
     settings = settings or get_settings()
     credentials = resolve_credentials(settings, announce=announce)
+    try:  # the web upload puts credentials on chain: the same refusals as the CLI's
+        refuse_unfit_for_production(settings)
+    except ConfigurationError as exc:
+        raise StartupRefused(str(exc)) from None
     if engine is None:
         from models.db import engine_for, migrate
 

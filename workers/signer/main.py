@@ -9,6 +9,7 @@ import dramatiq
 
 from blockproof.settings import Settings, get_settings
 from models.db import engine_for, migrate
+from producers.salt import refuse_unfit_for_production
 from workers.signer.loop import Signer
 
 log = logging.getLogger("blockproof.signer")
@@ -16,6 +17,7 @@ log = logging.getLogger("blockproof.signer")
 
 def run_signer(settings: Settings | None = None, stop: threading.Event | None = None) -> None:
     settings = settings or get_settings()
+    refuse_unfit_for_production(settings)  # ConfigurationError: the CLI says why and exits 1
     migrate(settings.database_url)
     engine = engine_for(settings.database_url)
     from workers.actors import get_broker  # declares the actor on the broker
