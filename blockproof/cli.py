@@ -706,11 +706,16 @@ def main(argv: list[str] | None = None) -> int:
     from blockproof import logs
 
     logs.configure(verbose=args.verbose, broker_url=_broker_url(), log_format=_log_format())
+    from blockproof.errors import ConfigurationError
+
     try:
         return args.func(args)
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except ConfigurationError as exc:
+        _err(f"error: {exc}")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     # documents
     document_dir: Path = Field(Path("var/documents"), description="local document store root")
     document_base_uri: str = Field(
-        "", description="public URI prefix of document_dir (default: file:// URI of document_dir)"
-    )
+        "", description="public URI prefix of document_dir: when set, each credential's metadata URI on chain is its "
+        "document (<base>/<batch>/<line>.json); when empty, its verification link <public_url>/verify/<fingerprint>")
     fingerprint_secret_file: Path | None = Field(
         None, description="file holding the institution's fingerprint secret (at least 32 bytes): documents are "
         "version 2 with a salt HMAC-SHA256(secret, row), so fingerprints on chain reveal nothing about a guessed "
@@ -131,6 +131,32 @@ class Settings(BaseSettings):
 
     def verification_url(self, fingerprint: str) -> str:
         return f"{self.public_url.rstrip('/')}/verify/{fingerprint}"
+
+    def metadata_base_uri(self, batch_id: int) -> str:
+        """The batch's base URI on chain; each credential adds metadata_suffix (the contract stores the base once)."""
+        if self.document_base_uri:
+            return self.document_base_uri.rstrip("/") + f"/{batch_id}/"
+        return self.public_url.rstrip("/") + "/verify/"
+
+    def metadata_suffix(self, line: int, fingerprint: str) -> str:
+        return f"{line}.json" if self.document_base_uri else fingerprint
+
+    def production_uri_problems(self) -> list[str]:
+        """Why the URIs this configuration puts on chain, where they stay forever, would not do in production."""
+        problems = [f"{name} is a file:// URI ({value}): URIs on chain are permanent, and a file:// one names a path "
+                    "on one machine that no verifier can open"
+                    for name, value in (("BLOCKPROOF_DOCUMENT_BASE_URI", self.document_base_uri),
+                                        ("BLOCKPROOF_PUBLIC_URL", self.public_url))
+                    if value.strip().lower().startswith("file:")]
+        if not self.document_base_uri and not problems:
+            from urllib.parse import urlparse
+
+            url = urlparse(self.public_url.strip())
+            if url.scheme not in ("http", "https") or (url.hostname or "") in ("", "localhost", "127.0.0.1", "::1"):
+                problems.append(f"BLOCKPROOF_PUBLIC_URL is {self.public_url!r}: every credential's metadata URI on "
+                                "chain (permanent) is <public_url>/verify/<fingerprint>; set it to the public address "
+                                "of `blockproof web`, e.g. https://verify.example.edu")
+        return problems
 
     def resolved_document_base_uri(self) -> str:
         if self.document_base_uri:

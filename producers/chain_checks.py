@@ -135,8 +135,9 @@ def preflight(rpc: Rpc, settings: Settings, row: dict) -> Preflight:
     if institution_registered(rpc, settings.vault_address, row["institution"]) is False:
         return _not_registered(row["institution"], sender)
     item = vault.IssueItem(student_wallet=row["student_wallet"], fingerprint=bytes.fromhex(row["fingerprint"][2:]),
-                           metadata_uri=f"{int(row['line'])}.json", payload_uri="", expires_at=int(row["expires_at"]))
-    data = vault.issue_single(row["institution"], settings.resolved_document_base_uri() + "preflight/", item)
+                           metadata_uri=settings.metadata_suffix(int(row["line"]), row["fingerprint"]), payload_uri="",
+                           expires_at=int(row["expires_at"]))
+    data = vault.issue_single(row["institution"], settings.metadata_base_uri(0), item)
     [sim] = simulate_many(rpc, sender, settings.vault_address, [data], with_gas=False)
     if sim.ok or not sim.revert.is_condition:
         return Preflight(row["institution"], sender, True)

@@ -38,6 +38,20 @@ def read_secret(path: Path) -> bytes:
     return secret
 
 
+def refuse_unfit_for_production(settings) -> None:
+    """ConfigurationError, at the start of whatever would put credentials on chain, when production mode lacks what
+    cannot be fixed afterwards: permanent URIs that work (no file://) and private fingerprints."""
+    if not settings.production:
+        return
+    problems = settings.production_uri_problems()
+    try:
+        fingerprint_secret(settings)
+    except ConfigurationError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigurationError("production mode: refusing to start: " + "; ".join(problems))
+
+
 def fingerprint_secret(settings) -> bytes | None:
     """The institution's secret, or None for plain (version 1) fingerprints, which production refuses."""
     if settings.fingerprint_secret_file:

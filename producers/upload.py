@@ -41,7 +41,7 @@ from models.transitions import transition_many, transition_where
 from producers import documents
 from producers.chain_checks import FINGERPRINT_USED, Preflight, preflight, used_on_chain  # noqa: F401
 from producers.records import RowError
-from producers.salt import fingerprint_secret
+from producers.salt import fingerprint_secret, refuse_unfit_for_production
 from producers.staging import StagedRows
 from producers.stalled import republish_stalled
 from producers.validation import DateReadings, iter_validated_chunks
@@ -164,6 +164,7 @@ def plan(source, *, filename: str, institution: str | None, settings: Settings, 
     if check_chain and not settings.vault_address:
         report.warnings.append("No contract address configured: rows were not checked against the chain.")
     readings = DateReadings()
+    refuse_unfit_for_production(settings)
     secret = fingerprint_secret(settings)
     try:
         with session_scope(engine) as s:
@@ -279,13 +280,13 @@ def _insert_sql(postgres: bool) -> str:
             f"ON CONFLICT (kind, idempotency_key) DO NOTHING")
 
 
-def _job_values(rows: pd.DataFrame, batch_id: int, postgres: bool) -> list[tuple]:
+def _job_values(rows: pd.DataFrame, batch_id: int, postgres: bool, settings: Settings) -> list[tuple]:
     now = utcnow()
     stamp = now if postgres else now.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DATETIME text form
     validated = JobState.VALIDATED.value
     return [
         (batch_id, "issue", fp, line, validated, inst, sid, name, wallet, degree, major, gdate, exp, fp, doc,
-         f"{line}.json", "", "", "", False, 0, stamp, stamp)
+         settings.metadata_suffix(line, fp), "", "", "", False, 0, stamp, stamp)
         for line, inst, sid, name, wallet, degree, major, gdate, exp, fp, doc in zip(
             rows["line"].tolist(), rows["institution"], rows["student_id"], rows["student_name"],
             rows["student_wallet"], rows["degree"], rows["major"], rows["graduation_date"],
@@ -310,7 +311,7 @@ def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
                         batches[institution] = _new_batch(s, report, institution, settings, created_by)
                         documents.begin(root, batches[institution])
                     batch_id = batches[institution]
-                    values = _job_values(part, batch_id, postgres)
+                    values = _job_values(part, batch_id, postgres, settings)
                     for start in range(0, len(values), INSERT_CHUNK):
                         # a concurrent upload of the same rows loses the race quietly: one job per fingerprint
                         connection.exec_driver_sql(statement, values[start : start + INSERT_CHUNK])
@@ -341,7 +342,7 @@ def _new_batch(s, report: UploadReport, institution: str, settings: Settings, cr
                   duplicate_count=report.duplicate + report.already_issued if first else 0)
     s.add(batch)
     s.flush()
-    batch.base_uri = settings.resolved_document_base_uri() + f"{batch.id}/"
+    batch.base_uri = settings.metadata_base_uri(batch.id)
     return batch.id
 
 

@@ -15,6 +15,8 @@ from blockproof.rpc import Rpc, WrongChain, refuse_wrong_chain
 from blockproof.settings import Settings, get_settings
 from blockproof.verify import ChainClock
 from blockproof.verify_fingerprint import Facts as VerifyFacts
+from blockproof.errors import ConfigurationError
+from producers.salt import refuse_unfit_for_production
 from web.auth import LoginRequired, PasswordChangeRequired, resolve_secret
 from web.people import StartupRefused
 from web.facts import Facts
@@ -66,6 +68,10 @@ def safe_errors(errors: list[dict]) -> list[dict]:
 def create_app(settings: Settings | None = None, engine=None, *, announce=sys.stderr) -> FastAPI:
     settings = settings or get_settings()
     secret = resolve_secret(settings, announce=announce)
+    try:  # the web upload puts credentials on chain: the same refusals as the CLI's
+        refuse_unfit_for_production(settings)
+    except ConfigurationError as exc:
+        raise StartupRefused(str(exc)) from None
     if engine is None:
         from models.db import engine_for, migrate
 

@@ -12,6 +12,7 @@ from blockproof.errors import RpcError, RpcUnavailable
 from models.db import engine_for, migrate
 from workers.signer import keys
 from workers.signer.lease import Lease, LeaseHeld, LeaseLost
+from producers.salt import refuse_unfit_for_production
 from workers.signer.loop import Signer
 
 log = logging.getLogger("blockproof.signer")
@@ -22,6 +23,7 @@ def run_signer(settings: SignerSettings | None = None, stop: threading.Event | N
     """Run until stopped; returns the process exit code (3 when the lease was lost to another signer)."""
     settings = settings or get_signer_settings()
     key_backend = keys.load(settings)  # before anything starts: a bad key is one line, not a traceback
+    refuse_unfit_for_production(settings)  # ConfigurationError: the CLI says why and exits
     migrate(settings.database_url)
     engine = engine_for(settings.database_url)
     stop = stop or threading.Event()
