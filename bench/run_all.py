@@ -20,6 +20,7 @@ ORDER = [
     ("ingest", "bench/ingest.py", "Event consumer catch-up (issue 5)"),
     ("csv_ingest", "bench/csv_ingest.py", "CSV upload at scale (issue 6)"),
     ("verify", "bench/verify_load.py", "Verify endpoint under load (issue 7)"),
+    ("rpc_budget", "bench/rpc_budget.py", "JSON-RPC calls, idle and busy (issue 14)"),
 ]
 
 

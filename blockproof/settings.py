@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(2.0, description="first retry delay; doubles each retry")
     retry_backoff_max_seconds: float = Field(300.0, description="retry delay ceiling")
     signer_poll_seconds: float = Field(0.2, description="signer loop idle sleep")
+    signer_idle_refresh_seconds: float = Field(
+        15.0, description="with nothing in flight and nothing ready, the signer reads head, balance and nonce this "
+        "often instead of every second (providers bill per call); a ready job makes it read them at once")
     rpc_timeout_seconds: float = Field(10.0, description="JSON-RPC request timeout")
     unknown_send_retry_seconds: float = Field(
         1.0, description="after a broadcast with an unknown outcome (timeout, node down), re-send the identical bytes this soon")
@@ -87,7 +90,10 @@ class Settings(BaseSettings):
     finality_depth: int = Field(64, description="a reorg deeper than this stops the consumer and raises an alert")
     getlogs_chunk: int = Field(1000, description="starting eth_getLogs block range; halves on range errors")
     getlogs_chunk_max: int = Field(10_000, description="eth_getLogs block range ceiling when growing back")
-    consumer_poll_seconds: float = Field(0.5, description="event consumer poll interval")
+    consumer_poll_seconds: float = Field(0.5, description="event consumer poll interval while jobs wait for the chain")
+    consumer_idle_poll_seconds: float = Field(
+        15.0, description="caught up and no job waiting for the chain: the consumer reads new blocks this often, "
+        "and keeps one block hash per read instead of every one (providers bill per call)")
     missing_event_blocks: int = Field(20, description="report a mined job whose event has not appeared after this many blocks")
     fault_kill_before_checkpoint: int = Field(
         0, description="TESTING ONLY: the consumer SIGKILLs itself on the Nth range whose events it inserted, "

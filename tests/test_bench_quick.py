@@ -26,6 +26,7 @@ BENCHES = {
     "csv_ingest": ("| | rows | time | per row | peak memory |", ("rabbitmq",)),
     "verify_load": ("| requests | rate (req/s) |", ()),
     "throughput": ("| run | contract | credentials |", ("rabbitmq", "postgresql")),
+    "rpc_budget": ("| configuration | idle calls/min |", ("rabbitmq",)),
 }
 
 
