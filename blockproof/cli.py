@@ -345,6 +345,29 @@ def cmd_chain(args) -> int:
     return chain_up(port=args.port, block_time=args.block_time)
 
 
+def cmd_alive(args) -> int:
+    """Liveness for a container healthcheck: the worker's last report is fresh (exit 0), or not (exit 1)."""
+    from sqlmodel import Session
+
+    from blockproof.health import heartbeats, liveness
+    from models.db import engine_for
+    from models.states import utcnow
+
+    from blockproof.settings import get_settings
+
+    settings = get_settings()
+    try:
+        with Session(engine_for(settings.database_url)) as s:
+            beats = heartbeats(s)
+    except Exception as exc:  # noqa: BLE001 - the database is away: not alive as far as anyone can tell
+        _err(f"{args.component}: database unreachable ({exc.__class__.__name__})")
+        return EXIT_ERROR
+    ok, line = liveness(beats, args.component, utcnow(), settings.heartbeat_stale_seconds,
+                        subject=settings.signer_address if args.component == "signer" else "")
+    (print if ok else _err)(line)
+    return EXIT_OK if ok else EXIT_ERROR
+
+
 def cmd_migrate(args) -> int:
     _context()
     _err("database schema is up to date")
@@ -474,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     ch.set_defaults(func=cmd_chain)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    al = sub.add_parser("alive", help="exit 0 when the signer's or consumer's last report is fresh (healthchecks)")
+    al.add_argument("component", choices=["signer", "consumer"])
+    al.set_defaults(func=cmd_alive)
     dp = sub.add_parser("deploy", help="deploy the contract with BLOCKPROOF_ADMIN_KEY on BLOCKPROOF_CHAIN_ID "
                                        "(--dev: to a dev node with Anvil's accounts, writing var/dev.env)")
     dp.add_argument("--dev", action="store_true", help="use Anvil's well-known dev accounts")

@@ -133,6 +133,19 @@ def heartbeats(session: Session) -> list[Heartbeat]:
     return beats
 
 
+def liveness(beats: list[Heartbeat], component: str, now: datetime, threshold_seconds: float,
+             subject: str = "") -> tuple[bool, str]:
+    """For a container healthcheck: is this worker reporting? (ok, one line)."""
+    mine = [b for b in beats if b.component == component and (not subject or b.subject.lower() == subject.lower())]
+    if not mine or all(b.at is None for b in mine):
+        return False, f"{component}: no report yet"
+    beat = min(mine, key=lambda b: b.age_seconds(now) if b.at else float("inf"))
+    age = beat.age_seconds(now)
+    if age > threshold_seconds:
+        return False, stale_message(beat, age, threshold_seconds)
+    return True, f"{beat.name}: last report {age_text(age)}"
+
+
 def check_heartbeats(session: Session, threshold_seconds: float, now: datetime | None = None) -> list[dict]:
     """Raise or resolve the stale_heartbeat alert of every worker; return each heartbeat with its age."""
     now = now or utcnow()

@@ -1,6 +1,7 @@
 """The one settings object, read from the environment (and var/dev.env written by `blockproof chain up`)."""
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -13,7 +14,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="BLOCKPROOF_", env_file=(".env", "var/dev.env"), extra="ignore"
+        env_prefix="BLOCKPROOF_", env_file=(".env", "var/dev.env"), extra="ignore",
+        # one file per setting, named like its variable in lower case (compose secrets: /run/secrets)
+        secrets_dir=os.environ.get("BLOCKPROOF_SECRETS_DIR") or None,
     )
 
     # where things are
@@ -42,6 +45,9 @@ class Settings(BaseSettings):
         "", description="address of the signing controller: the upload's pre-flight simulates from it "
                         "(the key itself is read by the signer alone)")
     queue_name: str = Field("issue", description="RabbitMQ queue the signer consumes")
+    broker_queue_type: Literal["classic", "quorum"] = Field(
+        "classic", description="type of the queues this declares; `quorum` in production (replicated; an existing "
+        "queue keeps its type, so switch on a new BLOCKPROOF_QUEUE_NAME)")
 
     # documents
     document_dir: Path = Field(Path("var/documents"), description="local document store root")
