@@ -82,13 +82,14 @@ def redact_url(url: str) -> str:
 
 # ---- adapters --------------------------------------------------------------------------------------------
 def probe_node(url: str) -> Probe:
-    from blockproof.rpc import Rpc
+    from blockproof.rpc import Endpoint, Rpc
 
+    target = Endpoint(url).label  # a provider's URL path may hold its API key
     try:
         head = Rpc(url, PROBE_TIMEOUT_SECONDS).block_number()
-        return Probe("node", True, f"block {head}", url)
+        return Probe("node", True, f"block {head}", target)
     except Exception as exc:  # any failure is "unreachable", said in one line
-        return Probe("node", False, _one_line(exc), url)
+        return Probe("node", False, _one_line(exc), target)
 
 
 def probe_broker(url: str) -> Probe:
@@ -122,7 +123,10 @@ def probe_database(url: str) -> Probe:
 
 
 def probe_all(settings) -> list[Probe]:
-    return [probe_node(settings.rpc_url), probe_broker(settings.broker_url), probe_database(settings.database_url)]
+    from blockproof.rpc import split_urls
+
+    nodes = split_urls(getattr(settings, "rpc_urls", "") or "") or [settings.rpc_url]
+    return [probe_node(nodes[0]), probe_broker(settings.broker_url), probe_database(settings.database_url)]
 
 
 def heartbeats(session: Session) -> list[Heartbeat]:
