@@ -10,6 +10,7 @@ import sys
 import pytest
 from eth_account import Account
 
+from blockproof.admin import wait_for_receipt
 from blockproof.devchain import DevChain, anvil_available
 from blockproof.rpc import Rpc
 from blockproof.settings import PROJECT_ROOT
@@ -90,7 +91,8 @@ def test_print_calldata_sends_nothing_and_its_calls_do_what_they_say_when_the_ad
     rpc = Rpc(chain.rpc_url)
     tx = {"to": call["to"], "data": call["data"], "value": 0, "nonce": nonce, "gas": 100_000, "chainId": 84532,
           "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}
-    rpc.call("eth_sendRawTransaction", "0x" + ADMIN.sign_transaction(tx).raw_transaction.hex().removeprefix("0x"))
+    sent = rpc.call("eth_sendRawTransaction", "0x" + ADMIN.sign_transaction(tx).raw_transaction.hex().removeprefix("0x"))
+    assert int(wait_for_receipt(rpc, sent)["status"], 16) == 1
     assert _view(chain, vault, "pendingSuperAdmin()")[-40:].lower() == NEW_ADMIN[2:].lower()
 
 
