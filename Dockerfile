@@ -1,9 +1,9 @@
-# The app image used by compose.yaml for migrate, deploy, signer, consumer and web.
+# The app image of compose.yaml (and compose.dev.yaml): Python only — no Node, no Anvil (the dev chain is its
+# own service in compose.dev.yaml) — and it runs as an unprivileged user.
 FROM python:3.11-slim
-RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
+RUN groupadd --system --gid 10001 blockproof && \
+    useradd --system --uid 10001 --gid blockproof --home-dir /app --shell /usr/sbin/nologin blockproof
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
 COPY pyproject.toml requirements.lock ./
 COPY blockproof blockproof
 COPY workers workers
@@ -11,6 +11,7 @@ COPY producers producers
 COPY models models
 COPY contracts contracts
 COPY web web
-COPY examples examples
-RUN pip install --no-cache-dir -c requirements.lock -e .
+RUN pip install --no-cache-dir -c requirements.lock -e . && mkdir -p var && chown blockproof:blockproof var
+ENV PYTHONUNBUFFERED=1
+USER blockproof
 ENTRYPOINT ["blockproof"]

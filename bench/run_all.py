@@ -21,6 +21,7 @@ ORDER = [
     ("csv_ingest", "bench/csv_ingest.py", "CSV upload at scale (issue 6)"),
     ("verify", "bench/verify_load.py", "Verify endpoint under load (issue 7)"),
     ("export", "bench/export.py", "Results export (issue 16)"),
+    ("rpc_budget", "bench/rpc_budget.py", "JSON-RPC calls, idle and busy (issue 14)"),
 ]
 
 

@@ -431,6 +431,29 @@ def cmd_chain(args) -> int:
     return chain_up(port=args.port, block_time=args.block_time)
 
 
+def cmd_alive(args) -> int:
+    """Liveness for a container healthcheck: the worker's last report is fresh (exit 0), or not (exit 1)."""
+    from sqlmodel import Session
+
+    from blockproof.health import heartbeats, liveness
+    from models.db import engine_for
+    from models.states import utcnow
+
+    from blockproof.settings import get_settings
+
+    settings = get_settings()
+    try:
+        with Session(engine_for(settings.database_url)) as s:
+            beats = heartbeats(s)
+    except Exception as exc:  # noqa: BLE001 - the database is away: not alive as far as anyone can tell
+        _err(f"{args.component}: database unreachable ({exc.__class__.__name__})")
+        return EXIT_ERROR
+    ok, line = liveness(beats, args.component, utcnow(), settings.heartbeat_stale_seconds,
+                        subject=settings.signer_address if args.component == "signer" else "")
+    (print if ok else _err)(line)
+    return EXIT_OK if ok else EXIT_ERROR
+
+
 def cmd_migrate(args) -> int:
     _context()
     _err("database schema is up to date")
@@ -442,10 +465,32 @@ def cmd_deploy(args) -> int:
     from blockproof.settings import get_settings
 
     if not args.dev:
-        _err("error: only --dev deployment (Anvil's well-known accounts) is built in; for a real network deploy "
-             "contracts/build/BlockProofCredentialVault.json with your own tooling and set BLOCKPROOF_VAULT_ADDRESS")
-        return EXIT_USAGE
+        from blockproof import admin
+        from blockproof.errors import ConfigurationError
+
+        try:
+            return admin.deploy(sys.stdout, sys.stderr)
+        except ConfigurationError as exc:
+            _err(f"error: {exc}")
+            return EXIT_USAGE
     return deploy_to_dev_node(get_settings().rpc_url)
+
+
+def cmd_admin(args) -> int:
+    from blockproof import admin
+    from blockproof.errors import ConfigurationError, RpcError
+
+    try:
+        return admin.run(args.action, args, sys.stdout, sys.stderr)
+    except ConfigurationError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    except RpcError as exc:  # e.g. the estimate reverts: not the admin, unknown institution
+        from contracts.errors import decode_revert
+
+        reason = decode_revert(exc.data) if exc.data else None
+        _err(f"error: the node refused {args.action}: {reason or exc}")
+        return EXIT_ERROR
 
 
 def cmd_demo(args) -> int:
@@ -638,9 +683,36 @@ def build_parser() -> argparse.ArgumentParser:
     ch.set_defaults(func=cmd_chain)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    dp = sub.add_parser("deploy", help="deploy the contract to a dev node and write var/dev.env")
+    al = sub.add_parser("alive", help="exit 0 when the signer's or consumer's last report is fresh (healthchecks)")
+    al.add_argument("component", choices=["signer", "consumer"])
+    al.set_defaults(func=cmd_alive)
+    dp = sub.add_parser("deploy", help="deploy the contract with BLOCKPROOF_ADMIN_KEY on BLOCKPROOF_CHAIN_ID "
+                                       "(--dev: to a dev node with Anvil's accounts, writing var/dev.env)")
     dp.add_argument("--dev", action="store_true", help="use Anvil's well-known dev accounts")
     dp.set_defaults(func=cmd_deploy)
+
+    ad = sub.add_parser("admin", help="the contract's admin calls, sent with BLOCKPROOF_ADMIN_KEY or printed as "
+                                      "unsigned calldata for a multisig (--print-calldata)")
+    actions = ad.add_subparsers(dest="action", required=True)
+    for name, text in (("register-institution", "register (or rename) an institution, active"),
+                       ("add-controller", "allow a signer to issue for an institution"),
+                       ("remove-controller", "stop a signer issuing for an institution"),
+                       ("pause", "pause all issuance and revocation on the contract"),
+                       ("unpause", "resume them"),
+                       ("transfer-admin", "propose a new admin (it accepts with accept-admin)"),
+                       ("accept-admin", "accept a proposed admin transfer (run as the new admin)")):
+        a = actions.add_parser(name, help=text)
+        if name in ("register-institution", "add-controller", "remove-controller"):
+            a.add_argument("--institution", required=True, help="the institution's address")
+        if name == "register-institution":
+            a.add_argument("--name", required=True)
+        if name in ("add-controller", "remove-controller"):
+            a.add_argument("--controller", required=True, help="the signer's address")
+        if name == "transfer-admin":
+            a.add_argument("--to", required=True, help="the new admin's address (a Safe, say)")
+        a.add_argument("--print-calldata", action="store_true",
+                       help="print the unsigned calls (to, data, value) as JSON for a Safe; send nothing")
+        a.set_defaults(func=cmd_admin)
 
     d = sub.add_parser("demo", help="the whole pipeline on a local dev chain, end to end")
     d.add_argument("--file", default="examples/graduates.csv")

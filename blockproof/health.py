@@ -82,13 +82,14 @@ def redact_url(url: str) -> str:
 
 # ---- adapters --------------------------------------------------------------------------------------------
 def probe_node(url: str) -> Probe:
-    from blockproof.rpc import Rpc
+    from blockproof.rpc import Endpoint, Rpc
 
+    target = Endpoint(url).label  # a provider's URL path may hold its API key
     try:
         head = Rpc(url, PROBE_TIMEOUT_SECONDS).block_number()
-        return Probe("node", True, f"block {head}", url)
+        return Probe("node", True, f"block {head}", target)
     except Exception as exc:  # any failure is "unreachable", said in one line
-        return Probe("node", False, _one_line(exc), url)
+        return Probe("node", False, _one_line(exc), target)
 
 
 def probe_broker(url: str) -> Probe:
@@ -122,7 +123,10 @@ def probe_database(url: str) -> Probe:
 
 
 def probe_all(settings) -> list[Probe]:
-    return [probe_node(settings.rpc_url), probe_broker(settings.broker_url), probe_database(settings.database_url)]
+    from blockproof.rpc import split_urls
+
+    nodes = split_urls(getattr(settings, "rpc_urls", "") or "") or [settings.rpc_url]
+    return [probe_node(nodes[0]), probe_broker(settings.broker_url), probe_database(settings.database_url)]
 
 
 def heartbeats(session: Session) -> list[Heartbeat]:
@@ -131,6 +135,19 @@ def heartbeats(session: Session) -> list[Heartbeat]:
     beats += [Heartbeat("consumer", cp.name, cp.updated_at)
               for cp in session.execute(select(ConsumerCheckpoint).order_by(ConsumerCheckpoint.name)).scalars()]
     return beats
+
+
+def liveness(beats: list[Heartbeat], component: str, now: datetime, threshold_seconds: float,
+             subject: str = "") -> tuple[bool, str]:
+    """For a container healthcheck: is this worker reporting? (ok, one line)."""
+    mine = [b for b in beats if b.component == component and (not subject or b.subject.lower() == subject.lower())]
+    if not mine or all(b.at is None for b in mine):
+        return False, f"{component}: no report yet"
+    beat = min(mine, key=lambda b: b.age_seconds(now) if b.at else float("inf"))
+    age = beat.age_seconds(now)
+    if age > threshold_seconds:
+        return False, stale_message(beat, age, threshold_seconds)
+    return True, f"{beat.name}: last report {age_text(age)}"
 
 
 def check_heartbeats(session: Session, threshold_seconds: float, now: datetime | None = None) -> list[dict]:

@@ -1,6 +1,7 @@
 """The one settings object, read from the environment (and var/dev.env written by `blockproof chain up`)."""
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -13,7 +14,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="BLOCKPROOF_", env_file=(".env", "var/dev.env"), extra="ignore"
+        env_prefix="BLOCKPROOF_", env_file=(".env", "var/dev.env"), extra="ignore",
+        # one file per setting, named like its variable in lower case (compose secrets: /run/secrets)
+        secrets_dir=os.environ.get("BLOCKPROOF_SECRETS_DIR") or None,
     )
 
     # where things are
@@ -42,6 +45,9 @@ class Settings(BaseSettings):
         "", description="address of the signing controller: the upload's pre-flight simulates from it "
                         "(the key itself is read by the signer alone)")
     queue_name: str = Field("issue", description="RabbitMQ queue the signer consumes")
+    broker_queue_type: Literal["classic", "quorum"] = Field(
+        "classic", description="type of the queues this declares; `quorum` in production (replicated; an existing "
+        "queue keeps its type, so switch on a new BLOCKPROOF_QUEUE_NAME)")
 
     # documents
     document_dir: Path = Field(Path("var/documents"), description="local document store root")
@@ -79,6 +85,9 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(2.0, description="first retry delay; doubles each retry")
     retry_backoff_max_seconds: float = Field(300.0, description="retry delay ceiling")
     signer_poll_seconds: float = Field(0.2, description="signer loop idle sleep")
+    signer_idle_refresh_seconds: float = Field(
+        15.0, description="with nothing in flight and nothing ready, the signer reads head, balance and nonce this "
+        "often instead of every second (providers bill per call); a ready job makes it read them at once")
     rpc_timeout_seconds: float = Field(10.0, description="JSON-RPC request timeout")
     unknown_send_retry_seconds: float = Field(
         1.0, description="after a broadcast with an unknown outcome (timeout, node down), re-send the identical bytes this soon")
@@ -94,7 +103,10 @@ class Settings(BaseSettings):
     finality_depth: int = Field(64, description="a reorg deeper than this stops the consumer and raises an alert")
     getlogs_chunk: int = Field(1000, description="starting eth_getLogs block range; halves on range errors")
     getlogs_chunk_max: int = Field(10_000, description="eth_getLogs block range ceiling when growing back")
-    consumer_poll_seconds: float = Field(0.5, description="event consumer poll interval")
+    consumer_poll_seconds: float = Field(0.5, description="event consumer poll interval while jobs wait for the chain")
+    consumer_idle_poll_seconds: float = Field(
+        15.0, description="caught up and no job waiting for the chain: the consumer reads new blocks this often, "
+        "and keeps one block hash per read instead of every one (providers bill per call)")
     missing_event_blocks: int = Field(20, description="report a mined job whose event has not appeared after this many blocks")
     fault_kill_before_checkpoint: int = Field(
         0, description="TESTING ONLY: the consumer SIGKILLs itself on the Nth range whose events it inserted, "

@@ -43,6 +43,8 @@ class RpcProxy:
         self.refused_count = 0
         self.oversize: dict[str, tuple[int, int, str]] = {}
         self.oversize_answered = 0
+        self.limited: list[str | None] = []  # Retry-After values of the next requests answered HTTP 429
+        self.forwarded = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,6 +59,17 @@ class RpcProxy:
                     methods = _methods(json.loads(body))
                 except ValueError:
                     methods = []
+                with proxy.lock:
+                    retry_after = proxy.limited.pop(0) if proxy.limited else False
+                if retry_after is not False:
+                    self.send_response(429)
+                    if retry_after is not None:
+                        self.send_header("Retry-After", retry_after)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                with proxy.lock:
+                    proxy.forwarded += 1
                 action = proxy._decide(methods, batch=body.lstrip().startswith(b"["))
                 if action == "refuse":
                     self.send_response(503)
@@ -124,6 +137,11 @@ class RpcProxy:
     def too_big(self, method: str, *, over_bytes: int, message: str, code: int = -32603) -> None:
         with self.lock:
             self.oversize[method] = (over_bytes, code, message)
+
+    def rate_limit(self, n: int = 1, retry_after: str | None = "1") -> None:
+        """Answer the next n requests HTTP 429 with this Retry-After header (None: without one)."""
+        with self.lock:
+            self.limited += [retry_after] * n
 
     def drop_answers(self, method: str, n: int = 1) -> None:
         with self.lock:

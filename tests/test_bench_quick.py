@@ -27,6 +27,7 @@ BENCHES = {
     "verify_load": ("| requests | rate (req/s) |", ()),
     "throughput": ("| run | contract | credentials |", ("rabbitmq", "postgresql")),
     "export": ("| export | rows | time |", ("postgresql",)),
+    "rpc_budget": ("| configuration | idle calls/min |", ("rabbitmq",)),
 }
 
 

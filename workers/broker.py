@@ -11,6 +11,29 @@ from workers.middleware import MarkJobsDead, RepublishStalled
 _broker: RabbitmqBroker | None = None
 
 
+class Broker(RabbitmqBroker):
+    """Declares its queues (the queue, its delay and dead-letter queues) as quorum queues when asked: RabbitMQ 4
+    has no mirrored classic queues, so a replicated broker needs them. An existing queue keeps its type
+    (RabbitMQ refuses to redeclare it with another): change the type on a new queue name."""
+
+    def __init__(self, *args, queue_type: str = "classic", **kwargs):
+        self.queue_type = queue_type
+        super().__init__(*args, **kwargs)
+
+    def _typed(self, arguments: dict) -> dict:
+        return arguments | {"x-queue-type": "quorum"} if self.queue_type == "quorum" else arguments
+
+    def _build_queue_arguments(self, queue_name):
+        return self._typed(super()._build_queue_arguments(queue_name))
+
+    def _declare_xq_queue(self, queue_name):
+        from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
+        from dramatiq.common import xq_name
+
+        return self.channel.queue_declare(queue=xq_name(queue_name), durable=True,
+                                          arguments=self._typed({"x-message-ttl": DEAD_MESSAGE_TTL}))
+
+
 def get_broker() -> RabbitmqBroker:
     global _broker
     if _broker is None:
@@ -21,7 +44,8 @@ def get_broker() -> RabbitmqBroker:
                       MarkJobsDead(),
                       Retries(min_backoff=int(settings.retry_backoff_seconds * 1000),
                               max_backoff=int(settings.retry_backoff_max_seconds * 1000))]
-        _broker = RabbitmqBroker(url=settings.broker_url, confirm_delivery=True, middleware=middleware)
+        _broker = Broker(url=settings.broker_url, confirm_delivery=True, middleware=middleware,
+                         queue_type=settings.broker_queue_type)
         dramatiq.set_broker(_broker)
     return _broker
 

@@ -30,7 +30,8 @@ from blockproof.settings import Settings
 from models.alerts import raise_alert, resolve_alerts
 from models.db import session_scope
 from models.states import utcnow
-from models.tables import ConsumerCheckpoint, CredentialEvent, IndexedBlock, RevocationEvent
+from models.states import JobState
+from models.tables import ConsumerCheckpoint, CredentialEvent, IndexedBlock, Job, RevocationEvent
 from workers.consumer import finality, reconcile
 from workers.consumer.decode import rows_from_logs
 from workers.consumer.logs import ChunkSizer, fetch_range
@@ -88,10 +89,28 @@ class Follower:
                 backoff = min(backoff * 2, 30.0)
                 continue
             if caught_up:
-                self.stop_event.wait(self.settings.consumer_poll_seconds)
+                self._wait_for_work()
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _wait_for_work(self) -> None:
+        """Caught up: read again after consumer_poll_seconds while jobs wait for the chain, otherwise after
+        consumer_idle_poll_seconds (or as soon as a job is sent)."""
+        idle_until = time.monotonic() + self.settings.consumer_idle_poll_seconds
+        while not self.stop_event.wait(self.settings.consumer_poll_seconds):
+            if time.monotonic() >= idle_until:
+                return
+            try:
+                if self._jobs_wait_for_chain():
+                    return
+            except OperationalError:
+                return
+
+    def _jobs_wait_for_chain(self) -> bool:
+        with Session(self.engine) as s:
+            return s.execute(select(Job.id).where(Job.state.in_([JobState.SUBMITTED.value, JobState.MINED.value]))
+                             .limit(1)).first() is not None
 
     def catch_up(self, max_steps: int = 100_000) -> None:
         """Step until the checkpoint reaches the head (or the consumer halts). For tools and tests."""
@@ -124,8 +143,9 @@ class Follower:
                 self._maybe_reconcile(s, head)
                 return True
         stop, logs = fetch_range(self.rpc, self.vault, start, head, self.sizer)
+        dense = bool(logs) or self._jobs_wait_for_chain()
         try:
-            headers = self._checked_headers(start, stop, head, head_hash, known_hash, logs)
+            headers = self._checked_headers(start, stop, head, head_hash, known_hash, logs, dense=dense)
         except ChainMoved as exc:
             log.info("chain moved while reading blocks %s-%s (%s); reading again", start, stop, exc)
             return False
@@ -175,9 +195,11 @@ class Follower:
         return out
 
     def _checked_headers(self, start: int, stop: int, head: int, head_hash: str, known_hash: str,
-                         logs: list[dict]) -> dict[int, dict]:
-        """Headers of the blocks to remember, each verified against the logs and its neighbours."""
-        window_from = max(start, head - self.settings.finality_depth - 1)
+                         logs: list[dict], *, dense: bool = True) -> dict[int, dict]:
+        """Headers of the blocks to remember, each verified against the logs and its neighbours. Not dense
+        (no event in the range, no job waiting): only the range's ends, enough to find a common ancestor
+        later at most one range too low."""
+        window_from = max(start, head - self.settings.finality_depth - 1) if dense else stop
         wanted = {start, stop, head} | {int(e["blockNumber"], 16) for e in logs} | set(range(window_from, stop + 1))
         if known_hash and start > 0:
             wanted.add(start - 1)

@@ -57,3 +57,47 @@ def tx_gas_budget(block_gas_limit: int, max_tx_gas: int) -> int:
 def batch_size_for(gas_budget: int, gas_per_credential: int, *, most: int) -> int:
     """How many credentials fit one transaction's gas budget at a given cost each (at least one)."""
     return max(1, min(most, gas_budget // max(gas_per_credential, 1)))
+
+
+# ---- the price policy for real networks (issue 14): pure, wired by the signer's loop ---------------------
+def tip_from_fee_history(rewards: list[list], *, floor: int, ceiling: int) -> int:
+    """The tip to offer: the median, over recent blocks, of the percentile tip paid in each (the `reward`
+    field of eth_feeHistory asked for one percentile; hex strings or ints), clamped to [floor, ceiling].
+    Empty blocks pay no tip and say nothing about the market: they are left out."""
+    paid = sorted(int(r[0], 16) if isinstance(r[0], str) else int(r[0]) for r in rewards if r)
+    paid = [p for p in paid if p > 0]
+    if not paid:
+        return floor
+    middle = len(paid) // 2
+    median = paid[middle] if len(paid) % 2 else (paid[middle - 1] + paid[middle]) // 2
+    return max(floor, min(median, ceiling))
+
+
+def within_tx_fee_cap(*, gas_limit: int, max_fee: int, tip: int, cap_wei: int) -> tuple[int, int] | None:
+    """Fees lowered so that one transaction can cost at most `cap_wei` (gas limit × maxFeePerGas), or None
+    when even the tip alone would pass the cap (the transaction must wait for cheaper gas). 0 = no cap."""
+    if cap_wei <= 0 or gas_limit * max_fee <= cap_wei:
+        return max_fee, tip
+    capped = cap_wei // max(gas_limit, 1)
+    if capped < tip or capped <= 0:
+        return None
+    return capped, tip
+
+
+def fee_budget_hold(*, spent_today_wei: int, spent_batch_wei: int, next_cost_wei: int, daily_budget_wei: int,
+                    batch_budget_wei: int, batch_id: int | None = None) -> str | None:
+    """The plain reason issuance holds because the next transaction (its worst case: gas limit × max fee)
+    would pass a spend budget; None when it fits. A budget of 0 is no budget."""
+    def eth(wei: int) -> str:
+        return f"{wei / 10**18:.6f} ETH"
+
+    if daily_budget_wei > 0 and spent_today_wei + next_cost_wei > daily_budget_wei:
+        return (f"Daily fee budget reached: {eth(spent_today_wei)} spent today (UTC) of {eth(daily_budget_wei)}, "
+                f"and the next transaction may cost up to {eth(next_cost_wei)}. Jobs wait; issuance resumes at "
+                f"midnight UTC or when the daily budget is raised.")
+    if batch_budget_wei > 0 and spent_batch_wei + next_cost_wei > batch_budget_wei:
+        which = f"batch {batch_id}" if batch_id is not None else "this batch"
+        return (f"Fee budget of {which} reached: {eth(spent_batch_wei)} spent of {eth(batch_budget_wei)}, and "
+                f"the next transaction may cost up to {eth(next_cost_wei)}. Its jobs wait until the per-batch "
+                f"budget is raised.")
+    return None

@@ -74,6 +74,8 @@ class Signer:
         self.lease = None  # workers.signer.lease.Lease: checked in every transaction that signs
         self.on_lease_lost = lambda: None
         self._reorg_checked = 0.0
+        self._watched = 0  # transactions the last track() looked at
+        self._idle = False
         self.block_gas_limit = 0
         # fault injection for tests, read once at start-up (see Settings.fault_kill_after_sign)
         self._kill_after_sign = settings.fault_kill_after_sign
@@ -130,14 +132,26 @@ class Signer:
         self.stop_event.set()
 
     def step(self) -> bool:
-        self.refresh_chain_facts()
+        self._idle = self._nothing_to_watch()
+        self.refresh_chain_facts(idle=self._idle)
         tracked = self.track()
         sent = self.fill()
         return tracked or sent
 
-    def refresh_chain_facts(self, force: bool = False) -> None:
+    def _nothing_to_watch(self) -> bool:
+        """No transaction of ours unmined or recently mined, no job ready: the chain can be asked less often
+        (providers bill per call)."""
+        if self._watched:
+            return False
+        with session_scope(self.engine) as s:
+            state = s.get(SignerState, self.address)
+            if state is None or state.next_nonce > self.chain_nonce:
+                return False
+            return not packer.any_ready(s)
+
+    def refresh_chain_facts(self, force: bool = False, idle: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._facts_at < 1.0:
+        if not force and now - self._facts_at < (self.settings.signer_idle_refresh_seconds if idle else 1.0):
             return
         replies = self.rpc.batch([
             ("eth_getBlockByNumber", ["latest", False]),
@@ -180,7 +194,7 @@ class Signer:
 
     # ---- receipts, resends, bumps --------------------------------------------------------
     def track(self) -> bool:
-        chain_nonce = self.rpc.nonce(self.address, "latest")
+        chain_nonce = self.chain_nonce if self._idle else self.rpc.nonce(self.address, "latest")
         self.chain_nonce = chain_nonce
         filled = self.fill_gaps(chain_nonce)
         with session_scope(self.engine) as s:
@@ -196,6 +210,7 @@ class Signer:
                        | ((ChainTransaction.status == "mined") & (ChainTransaction.block_number >= recent)))
                 .order_by(ChainTransaction.nonce)
             ).scalars().all())
+            self._watched = len(txs)
             if not txs:
                 self._clear_stuck_alert(s, [], {})
                 return filled

@@ -46,6 +46,14 @@ def next_ready_jobs(session: Session, limit: int, exclude: set[int] = frozenset(
     return list(session.execute(query).scalars().all())
 
 
+def any_ready(session: Session) -> bool:
+    return session.execute(
+        select(Job.id).join(Batch, Batch.id == Job.batch_id)
+        .where(Job.state == JobState.READY.value, Batch.paused == False)  # noqa: E712
+        .where((Job.next_attempt_at == None) | (Job.next_attempt_at <= utcnow())).limit(1)  # noqa: E711
+    ).first() is not None
+
+
 def count_ready(session: Session) -> int:
     """Ready jobs the signer could send now (not in a paused batch, not waiting for a retry time)."""
     from sqlalchemy import func
