@@ -77,9 +77,13 @@ def test_production_secrets_come_from_files_named_as_the_settings_read_them():
     for name in ("signer", "consumer", "web", "migrate"):
         for secret in PRODUCTION["services"][name]["secrets"]:
             assert secret in settings_files, f"{name}: secret {secret} matches no setting"
-    assert "blockproof_signer_key" in PRODUCTION["services"]["signer"]["secrets"]
+    signer = PRODUCTION["services"]["signer"]
+    assert "blockproof_signer_key" not in signer["secrets"], "a plain key is refused in production"
+    assert {"blockproof_signer_keystore", "blockproof_signer_password_file"} <= set(signer["secrets"])
+    assert signer["environment"]["BLOCKPROOF_SIGNER_KEYSTORE"] == "/run/secrets/blockproof_signer_keystore"
+    assert signer["environment"]["BLOCKPROOF_PRODUCTION"] == "true", "the signer keeps the shared environment"
     for name in ("consumer", "web", "migrate"):  # only the signer gets the key
-        assert "blockproof_signer_key" not in PRODUCTION["services"][name]["secrets"]
+        assert not {"blockproof_signer_key", "blockproof_signer_keystore"} & set(PRODUCTION["services"][name]["secrets"])
     environment = {k for s in PRODUCTION["services"].values() for k in s.get("environment", {})}
     assert not {"BLOCKPROOF_SIGNER_KEY", "BLOCKPROOF_WEB_SECRET", "DATABASE_URL"} & environment
 

@@ -29,7 +29,7 @@ def test_every_file_the_docs_link_to_or_name_exists():
             if not target.startswith(("http://", "https://")):
                 assert (path.parent / target).exists(), f"{path.name} links to {target}, which does not exist"
         for name in re.findall(r"`([\w./-]+\.(?:md|py|sol|json|yaml|mjs))`", text):
-            if ("/" in name or name.endswith(".md")) and not name.startswith(("/", "var/")):  # URLs, run-time files
+            if ("/" in name or name.endswith(".md")) and not name.startswith(("/", "var/", "secrets/")):  # URLs, run-time files
                 found = ((PROJECT_ROOT / name).exists() or (path.parent / name).exists()
                          or any(PROJECT_ROOT.glob(f"*/{name}")))  # a layout row names files inside its folder
                 assert found, f"{path.name} names {name}, which is not in the repository"
