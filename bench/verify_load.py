@@ -193,9 +193,13 @@ def main() -> None:
 
         add(engine_for(db_url), "bench", ADMIN, by="bench")  # production mode starts only with a first admin
         port = free_port()
+        secret = workdir / "fingerprint.secret"
+        secret.write_text(secrets.token_hex(32))
         server_env = os.environ | {
             "DATABASE_URL": db_url, "BLOCKPROOF_RPC_URL": chain.rpc_url, "BLOCKPROOF_VAULT_ADDRESS": env.vault_address,
-            "BLOCKPROOF_PRODUCTION": "true", "BLOCKPROOF_WEB_SECRET": secrets.token_urlsafe(32)}
+            "BLOCKPROOF_PRODUCTION": "true", "BLOCKPROOF_WEB_SECRET": secrets.token_urlsafe(32),
+            # what production asks for before it starts: a public address and the fingerprint secret
+            "BLOCKPROOF_PUBLIC_URL": "https://verify.example.edu", "BLOCKPROOF_FINGERPRINT_SECRET_FILE": str(secret)}
         command = [sys.executable, "-m", "blockproof.cli", "web", "--port", str(port)]
         server = subprocess.Popen(command, env=server_env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                   stderr=open(workdir / "web.log", "w"))
@@ -206,6 +210,8 @@ def main() -> None:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
+                if server.poll() is not None:
+                    raise SystemExit(f"the web did not start:\n{(workdir / 'web.log').read_text()[-2000:]}")
                 time.sleep(0.1)
 
         def verify_paths(evs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import re
+import secrets
 import uuid
 from datetime import timedelta
 
@@ -19,13 +20,14 @@ from models.db import engine_for, migrate, session_scope
 from models.states import utcnow
 from models.tables import Batch, ChainTransaction, ConsumerCheckpoint, Job, JobTransition, SignerState
 from tests.harness import BROKER_URL, delete_queue
+from tests.people import Person
+from web import people
 from web.app import create_app
 
 # the rules and the runbook's alert conditions, where the docs show them
 README = "\n".join((PROJECT_ROOT / "docs" / name).read_text() for name in ("web-and-api.md", "operations.md"))
-VIEWER = ("viewer", "view-" + uuid.uuid4().hex[:8])
-WEB = {"viewer_password": VIEWER[1], "operator_password": "op-" + uuid.uuid4().hex[:8],
-       "web_secret": uuid.uuid4().hex * 2}
+VIEWER = Person("prometheus", people.VIEWER)  # a read token, as a Prometheus scrape sends it
+WEB = {"web_secret": secrets.token_urlsafe(32)}
 SIGNER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 CLOSED = "127.0.0.1:9"  # discard port: nothing listens there
 
@@ -106,6 +108,7 @@ def world(devchain, rabbitmq, tmp_path):
 
 def scrape(world, **overrides) -> list:
     """A fresh web process (nothing cached) scraped once, as Prometheus would."""
+    VIEWER.enrol(world["engine"])
     app = create_app(Settings(**(world["settings"] | overrides)), world["engine"], announce=None)
     with TestClient(app) as client:
         response = client.get("/metrics", auth=VIEWER)

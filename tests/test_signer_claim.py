@@ -49,7 +49,7 @@ def test_jobs_taken_by_another_process_during_preflight_are_not_signed_again(mak
         with session_scope(p.engine) as s:
             transition_many(s, stolen, JobState.CANCELLED, "taken elsewhere")
 
-    signer = Signer(p.settings(), p.engine, rpc=TakesJobsDuringPreflight(p.chain.rpc_url, another_signer_takes_them))
+    signer = Signer(p.settings(), p.engine, private_key=p.env.signer_key, rpc=TakesJobsDuringPreflight(p.chain.rpc_url, another_signer_takes_them))
     signer.prepare()
     signer.step()
     assert signer.rpc.taken
