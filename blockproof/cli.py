@@ -176,7 +176,7 @@ def cmd_signer(args) -> int:
     from workers.signer.lease import LeaseHeld
 
     try:
-        return run_signer(standby=args.standby)
+        return run_signer(standby=args.standby, drain=args.drain)
     except ConfigurationError as exc:
         _err(f"error: {exc}")
         return EXIT_USAGE
@@ -631,6 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
     sg = sub.add_parser("signer", help="run the signer worker (one per key; a second one for the same key is refused)")
     sg.add_argument("--standby", action="store_true",
                     help="wait while another signer holds this key's lease, and take over when it stops or dies")
+    sg.add_argument("--drain", action="store_true",
+                    help="take no new jobs, finish what is in flight, then exit (before retiring a key)")
     sg.set_defaults(func=cmd_signer)
     c = sub.add_parser("consumer", help="run the event consumer")
     c.add_argument("--resync-from", type=int, metavar="BLOCK", help="after a deep-reorg alert: re-ingest after BLOCK")

@@ -132,3 +132,35 @@ def test_a_second_signer_exits_at_once_and_a_standby_takes_over_from_a_killed_ho
     finally:
         standby.terminate()
         standby.wait(timeout=20)
+
+
+def test_a_draining_signer_takes_no_new_jobs_finishes_what_is_in_flight_and_exits(make_pipeline, sqlite_url, tmp_path):
+    from tests.faults import FAST_SIGNER, attempts, pause_mining, resume_mining, rows_csv, transactions, wait_for
+
+    p = make_pipeline(sqlite_url, extra_env=dict(FAST_SIGNER))
+    p.start("consumer")
+    p.start("signer")
+    pause_mining(p)
+    first = p.upload(rows_csv(tmp_path, 10, 961))
+    wait_for(lambda: len([a for a in attempts(p.engine) if a.status == "broadcast"]) == 2, 60,
+             what="the first batch in flight")
+    p.kill("signer", signal_number())
+    drain = signer_command(p, "--drain", stdout=open(tmp_path / "drain.log", "w"), stderr=subprocess.STDOUT)
+    later = p.upload(rows_csv(tmp_path, 5, 962))  # queued while draining: not taken
+    time.sleep(3)
+    assert drain.poll() is None, "nothing is mined yet: the draining signer keeps its transactions moving"
+    resume_mining(p)
+    assert drain.wait(timeout=120) == 0, (tmp_path / "drain.log").read_text()[-2000:]
+    assert "drained" in (tmp_path / "drain.log").read_text()
+    wait_for(lambda: p.counts().get("confirmed", 0) == first.new, 120, what="the drained batch to confirm")
+    assert len(transactions(p.engine)) == 2, "the draining signer signed nothing new"
+    assert p.counts().get("queued", 0) + p.counts().get("ready", 0) == later.new
+    p.start("signer")  # the next signer (after a rotation: the new key's) takes the rest
+    p.wait_until_settled(first.new + later.new, timeout=120)
+    p.assert_exactly_once(first.new + later.new)
+
+
+def signal_number() -> int:
+    import signal
+
+    return signal.SIGTERM

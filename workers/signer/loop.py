@@ -73,6 +73,8 @@ class Signer:
         self.last_error = ""
         self.lease = None  # workers.signer.lease.Lease: checked in every transaction that signs
         self.on_lease_lost = lambda: None
+        self.draining = False  # `blockproof signer --drain`: finish what is in flight, take nothing new, stop
+        self.on_drained = lambda: None
         self._reorg_checked = 0.0
         self._watched = 0  # transactions the last track() looked at
         self._idle = False
@@ -135,8 +137,19 @@ class Signer:
         self._idle = self._nothing_to_watch()
         self.refresh_chain_facts(idle=self._idle)
         tracked = self.track()
+        if self.draining:
+            self._progressed()  # taking nothing new is the point, not a stall
+            if self._drained():
+                log.info("drained: nothing of %s is in flight any more; stopping", self.address)
+                self.stop_event.set()
+                self.on_drained()
+            return tracked
         sent = self.fill()
         return tracked or sent
+
+    def _drained(self) -> bool:
+        with session_scope(self.engine) as s:
+            return self.in_flight(s) == 0
 
     def _nothing_to_watch(self) -> bool:
         """No transaction of ours unmined or recently mined, no job ready: the chain can be asked less often

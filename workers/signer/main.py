@@ -19,8 +19,10 @@ log = logging.getLogger("blockproof.signer")
 
 
 def run_signer(settings: SignerSettings | None = None, stop: threading.Event | None = None, *,
-               standby: bool = False) -> int:
-    """Run until stopped; returns the process exit code (3 when the lease was lost to another signer)."""
+               standby: bool = False, drain: bool = False) -> int:
+    """Run until stopped; returns the process exit code (3 when the lease was lost to another signer).
+    drain: take no new job (no intake, nothing new signed), keep what is in flight moving until it is mined,
+    then exit 0; the jobs left ready wait for the next signer (a key rotation's last step for the old key)."""
     settings = settings or get_signer_settings()
     key_backend = keys.load(settings)  # before anything starts: a bad key is one line, not a traceback
     refuse_unfit_for_production(settings)  # ConfigurationError: the CLI says why and exits
@@ -46,15 +48,22 @@ def run_signer(settings: SignerSettings | None = None, stop: threading.Event | N
     broker = get_broker()
     broker.declare_queue(settings.queue_name)
     signer.on_lease_lost = lambda: (lost.set(), stop.set())
+    signer.draining = drain
+    signer.on_drained = stop.set
     loop = threading.Thread(target=signer.run, name="signer-loop", daemon=True)
     loop.start()
-    worker = dramatiq.Worker(broker, queues={settings.queue_name}, worker_threads=1, worker_timeout=500)
-    worker.start()
-    log.info("signer %s consuming queue %r", signer.address, settings.queue_name)
+    worker = None
+    if drain:
+        log.info("signer %s draining: no new jobs; stopping once nothing is in flight", signer.address)
+    else:
+        worker = dramatiq.Worker(broker, queues={settings.queue_name}, worker_threads=1, worker_timeout=500)
+        worker.start()
+        log.info("signer %s consuming queue %r", signer.address, settings.queue_name)
     stop.wait()
     log.info("signer stopping")
     signer.stop()
-    worker.stop(timeout=5000)
+    if worker is not None:
+        worker.stop(timeout=5000)
     loop.join(timeout=10)
     if lost.is_set():
         return 3
