@@ -23,7 +23,10 @@ chromium:
 
 deps: $(PY_STAMP) $(NODE_STAMP)
 
-test: deps chromium
+lint: deps
+	$(VENV)/bin/ruff check .
+
+test: lint chromium
 	$(PY) -m pytest -q
 
 demo: deps

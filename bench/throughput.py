@@ -10,6 +10,8 @@ In one run, each phase on its own fresh Anvil (--block-time 1, --gas-limit 30000
   full      the pipeline with our contract, 10,000 credentials from a CSV (one document directory
             per batch): from the upload (producers.upload plan + commit) to the last job confirmed
   memory    (--full only) 100,000 credentials through the full pipeline; signer and consumer RSS
+  basic-remote, full-remote  the same two pipelines with the key in a remote signer (JSON-RPC
+            eth_signTransaction, here the node's own dev account), beside the local key's figures
 
 The signer is profiled with `py-spy record --idle --pid` (no code change) during the pipeline phases.
 Other BLOCKPROOF_* variables in the environment reach the signer and consumer too.
@@ -36,7 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from eth_account import Account  # noqa: E402
 from eth_utils import keccak  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 import common  # noqa: E402
@@ -237,7 +239,8 @@ class Sampler(threading.Thread):
 
 
 def run_pipeline(name: str, artifact: str, rows: int, *, db: str, profile: bool, seed: int,
-                 timeout: float, block_time: float = BLOCK_TIME, overrides: dict | None = None) -> Result:
+                 timeout: float, block_time: float = BLOCK_TIME, overrides: dict | None = None,
+                 remote_signer: bool = False) -> Result:
     from tests.harness import Pipeline, rabbitmq_up
 
     if not rabbitmq_up():
@@ -258,6 +261,10 @@ def run_pipeline(name: str, artifact: str, rows: int, *, db: str, profile: bool,
     profiler = None
     try:
         pipeline = Pipeline(chain=chain, database_url=url, workdir=workdir, artifact_name=artifact, extra_env=tunables(overrides))
+        if remote_signer:  # the key stays in the node; every transaction is signed over eth_signTransaction
+            pipeline.extra_env.update(BLOCKPROOF_SIGNER_KEY="", BLOCKPROOF_SIGNER_URL=chain.rpc_url,
+                                      BLOCKPROOF_SIGNER_ADDRESS=pipeline.env.signer_address)
+            result.notes.append("key: remote signer (eth_signTransaction, batched)")
         signer = pipeline.start("signer")
         consumer = pipeline.start("consumer")
         anvil_pid = chain._proc.pid
@@ -476,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts (10 / 300 / 2,000): a smoke run")
     parser.add_argument("--full", action="store_true", help="also the 100,000-credential memory-bound run")
     parser.add_argument("--memory-rows", type=int, default=100_000)
-    parser.add_argument("--only", default="baseline,basic,full", help="comma list of phases: baseline,basic,full,memory")
+    parser.add_argument("--only", default="baseline,basic,full,basic-remote,full-remote", help="comma list of phases: baseline,basic,full,memory")
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "throughput.md"))
@@ -504,6 +511,12 @@ def main(argv: list[str] | None = None) -> int:
                                        db=args.db, profile=not args.no_profile, seed=11, timeout=max(600, n_basic))),
         ("full", lambda: run_pipeline("full pipeline, default settings", "BlockProofCredentialVault", n_full,
                                       db=args.db, profile=not args.no_profile, seed=12, timeout=max(900, n_full / 5))),
+        ("basic-remote", lambda: run_pipeline("pipeline, interface-only contract, remote signer",
+                                              "BlockProofCredentialVaultBasic", n_basic, db=args.db, profile=False,
+                                              seed=14, timeout=max(600, n_basic), remote_signer=True)),
+        ("full-remote", lambda: run_pipeline("full pipeline, remote signer", "BlockProofCredentialVault", n_full,
+                                             db=args.db, profile=False, seed=15, timeout=max(900, n_full / 5),
+                                             remote_signer=True)),
         ("memory", lambda: run_pipeline(f"memory bound, {args.memory_rows:,} credentials, default settings",
                                         "BlockProofCredentialVault", args.memory_rows, db=args.db, profile=False,
                                         seed=13, timeout=max(3600, args.memory_rows / 20))),
@@ -513,8 +526,40 @@ def main(argv: list[str] | None = None) -> int:
         if phase in phases:
             results.append(run())
             text = save()
+    text = text + remote_vs_local(results)
+    out.write_text(text)
     print(text)
     return 0
+
+
+def local_signing_ms(count: int = 500) -> float:
+    """Milliseconds per type-2 transaction signed with a local key (eth-account, coincurve when installed)."""
+    from eth_account import Account
+
+    account = Account.create()
+    tx = {"type": 2, "chainId": 31337, "to": account.address, "value": 0, "data": "0x" + "ab" * 2_000,
+          "gas": 15_000_000, "maxFeePerGas": 3 * 10**9, "maxPriorityFeePerGas": 10**9}
+    started = time.perf_counter()
+    for nonce in range(count):
+        account.sign_transaction(tx | {"nonce": nonce})
+    return (time.perf_counter() - started) * 1000 / count
+
+
+def remote_vs_local(results: list[Result]) -> str:
+    """The remote signer's end-to-end rate as a share of the local key's, measured in this run (issue 13's
+    goals: >= 90% for the batch pipeline, >= 70% for one credential per transaction)."""
+    by_name = {r.name: r for r in results}
+    pairs = [("full pipeline, default settings", "full pipeline, remote signer", 0.9),
+             ("pipeline, interface-only contract", "pipeline, interface-only contract, remote signer", 0.7)]
+    lines = ["", "## Remote signer against the local key (same run)", "",
+             f"Local signing: {local_signing_ms():.2f} ms per transaction (500 type-2 transactions, 2 kB of call data).",
+             "", "| pipeline | local key, credentials/s | remote signer, credentials/s | remote / local | goal |",
+             "| --- | --: | --: | --: | --: |"]
+    for local, remote, goal in pairs:
+        if local in by_name and remote in by_name:
+            a, b = by_name[local].rate(), by_name[remote].rate()
+            lines.append(f"| {local} | {a:.1f} | {b:.1f} | {b / a:.0%} | >= {goal:.0%} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

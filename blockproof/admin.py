@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from eth_utils import is_address, to_checksum_address
 from pydantic import Field, SecretStr

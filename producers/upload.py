@@ -37,7 +37,7 @@ from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import JobState, utcnow
 from models.tables import Batch, Job
-from models.transitions import transition_many, transition_where
+from models.transitions import transition_where
 from producers import documents
 from producers.chain_checks import FINGERPRINT_USED, Preflight, preflight, used_on_chain  # noqa: F401
 from producers.records import RowError

@@ -41,7 +41,9 @@ def test_excel_export_with_bom_crlf_quotes_and_trailing_empty_columns_and_rows()
 @pytest.mark.parametrize("delimiter", [";", "\t", "|", ","])
 def test_delimiter_is_sniffed_from_the_header(delimiter):
     lines = [HEADER.split(","), ["007", "Kim, Min-jun", W1, "BSc", "Physics", "2025-06-14"]]
-    quote = (lambda c: f'"{c}"' if "," in c else c)
+    def quote(c: str) -> str:
+        return f'"{c}"' if "," in c else c
+
     data = "\n".join(delimiter.join(quote(c) for c in line) for line in lines).encode()
     rows, errors, total = validate(b"\xef\xbb\xbf" + data)
     assert errors == [] and total == 1

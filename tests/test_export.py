@@ -14,7 +14,6 @@ import secrets
 import subprocess
 import sys
 import time
-import uuid
 import zipfile
 
 import pytest

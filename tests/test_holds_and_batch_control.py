@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from blockproof.settings import PROJECT_ROOT
 from contracts.deploy import configure_institution
-from models.tables import Alert, Batch, Job, JobTransition
+from models.tables import Alert, Job, JobTransition
 from tests.faults import FAST_SIGNER, assert_invariants, rows_csv, wait_for
 
 

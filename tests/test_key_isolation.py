@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from blockproof.settings import PROJECT_ROOT
 from tests.faults import wait_for
 from tests.harness import BROKER_URL, delete_queue
 

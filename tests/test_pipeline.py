@@ -1,9 +1,7 @@
 """The pipeline end to end against real RabbitMQ, Anvil, SQLite and PostgreSQL."""
 from __future__ import annotations
 
-from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 

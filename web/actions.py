@@ -12,7 +12,7 @@ from blockproof.settings import Settings
 from blockproof.verify import is_credential_id
 from models.db import session_scope
 from models.states import utcnow
-from models.tables import Batch, SignerState
+from models.tables import SignerState
 from producers import batch_control
 from producers.csv_reader import read_original_rows
 from producers.error_report import write_error_report
