@@ -43,7 +43,8 @@ interface IBlockProofPackedBatch {
 ///                             expiresAt (64): one slot per credential, single or batch; non-zero = used
 ///      _students[wallet]      lastId (32) | count (32): the head of the student's list (entries chain back)
 ///      _revocationReason[id]  the reason hash, only when revoked with a non-zero one
-///      Credentials issued by issueCredential (and batch rows too large for any blob):
+///      Credentials issued by issueCredential (and batch rows too large for any blob, and a batch of one
+///      row without URIs, for which two slots cost less than a blob):
 ///        _records[id]         wallet (160) | id of the institution's plain record (32)
 ///        _fingerprintOf[id]   fingerprint
 ///        _uris[id]            uint32(len(meta)) ‖ meta ‖ payload, full URIs (absent when both empty)
@@ -469,6 +470,7 @@ contract BlockProofCredentialVault is IBlockProofBatch, IBlockProofPackedBatch {
         returns (uint256[] memory ids)
     {
         _checkIssuer(institution);
+        if (n == 1 && _rowHasNoURIs(row)) return _issueLoneRow(institution, row);
         ids = new uint256[](n);
         Blob memory blob;
         blob.institution = institution;
@@ -496,6 +498,29 @@ contract BlockProofCredentialVault is IBlockProofBatch, IBlockProofPackedBatch {
         _finishBlob(blob, 0);
         if (count > type(uint32).max) revert(); // ids are stored as uint32
         _credentialCount = uint32(count);
+    }
+
+    /// A batch of one row without URIs: kept in slots, as issueCredential keeps it (cheaper than a blob).
+    function _issueLoneRow(address institution, Row memory row) private returns (uint256[] memory ids) {
+        ids = new uint256[](1);
+        if (row.wallet == address(0)) revert InvalidStudentWallet();
+        if (row.fingerprint == bytes32(0)) revert InvalidFingerprint();
+        uint256 id = uint256(_credentialCount) + 1;
+        if (id > type(uint32).max) revert(); // ids are stored as uint32
+        if (!_enter(id, row.wallet, row.fingerprint, row.expiresAt)) return ids; // already issued: skipped, id 0
+        _storeInSlots(id, institution, row.wallet, row.fingerprint);
+        _credentialCount = uint32(id);
+        ids[0] = id;
+        emit CredentialIssued(id, row.wallet, institution, row.fingerprint, "", "", uint64(row.expiresAt));
+    }
+
+    /// Reads the first row (the reader stays where it was).
+    function _rowHasNoURIs(Row memory row) private pure returns (bool) {
+        uint256 source = row.source;
+        if (row.end != 0) _readPacked(row);
+        else _readItem(row, 0);
+        row.source = source;
+        return row.metaLength == 0 && row.payloadLength == 0;
     }
 
     function _slice(string calldata s) private pure returns (uint256 offset, uint256 length) {

@@ -415,3 +415,18 @@ def test_a_batch_of_100_costs_less_than_the_goal_per_credential(devchain, v, sce
                            for i, w in enumerate(wallets)]
     _, receipt = issue_batch(v, items, base=base)
     assert receipt["gasUsed"] / 100 < goal
+
+
+def test_a_batch_of_one_row_without_uris_is_kept_in_slots_and_creates_no_data_contract(devchain, v):
+    w = devchain.accounts[5].address
+    nonce = v.w3.eth.get_transaction_count(v.env.vault_address)
+    ids, receipt = issue_batch(v, [(w, fp("lone"), "", "", 5_000_000_000)], base=BASE)
+    assert ids == [1] and v.w3.eth.get_transaction_count(v.env.vault_address) == nonce
+    assert v.events(receipt, "CredentialIssued") == [{
+        "credentialId": 1, "studentWallet": w, "institution": v.env.institution_address, "fingerprint": fp("lone"),
+        "metadataURI": "", "encryptedPayloadURI": "", "expiresAt": 5_000_000_000}]
+    assert v.f.getCredential(1).call()[:6] == (1, w, v.env.institution_address, fp("lone"), "", "")
+    assert issue_batch(v, [(w, fp("lone"), "", "", 0)])[0] == [0]  # issued already: skipped
+    ids, _ = issue_batch(v, [(w, fp("with uri"), "1.json", "", 0)])  # a URI: a blob
+    assert ids == [2] and v.w3.eth.get_transaction_count(v.env.vault_address) == nonce + 1
+    assert v.f.studentCredentialIds(w).call() == [1, 2]
