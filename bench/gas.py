@@ -1,4 +1,5 @@
-"""Gas per credential: our vault vs the interface-only Basic contract, on a fresh Anvil.
+"""Gas per credential: our vault vs the previous vault (V1, all in storage slots) and the interface-only
+Basic contract, on a fresh Anvil.
 
     .venv/bin/python bench/gas.py [--out bench/results/gas.md] [--quick]
 
@@ -10,6 +11,7 @@ Scenarios per row (every row a new student wallet and a new fingerprint):
               (batches pass "ipfs://<CID>/" as baseURI and "<n>.json"/"<n>.enc" per row)
   distinct    two fully distinct 66-char URIs per row (batches pass baseURI "")
   empty       no URIs
+Calldata bytes per credential: the transaction's input over the credentials it issued.
 """
 
 from __future__ import annotations
@@ -29,17 +31,19 @@ sys.path.insert(0, str(ROOT))
 from eth_utils import to_checksum_address  # noqa: E402
 
 from blockproof.devchain import ANVIL_BIN, DevChain, deploy_dev_environment  # noqa: E402
-from contracts.artifacts import BASIC, VAULT, load_artifact  # noqa: E402
+from blockproof import vault as codec  # noqa: E402
+from contracts.artifacts import BASIC, V1, VAULT, load_artifact  # noqa: E402
 from contracts.deploy import send_call, transact, vault_contract  # noqa: E402
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 B32 = "abcdefghijklmnopqrstuvwxyz234567"
 SCENARIOS = ("shared-dir", "distinct", "empty")
-TARGETS = {  # gas per credential, batches of 100 (from the task)
-    "shared-dir": 200_000,
-    "distinct": 330_000,
-    "empty": 140_000,
+TARGETS = {  # gas per credential, batches of 100 (issue 17; issue 2 asked for 200,000 / 330,000 / 140,000)
+    "shared-dir": 80_000,
+    "distinct": 180_000,
+    "empty": 65_000,
 }
+CALLDATA_TARGET = 120  # bytes per credential, shared-dir, batch of 100 (issue 17)
 REFERENCE = {"distinct": 400_000, "empty": 223_000, "revoke": 80_000}  # the interface's reference costs (docs/contract.md)
 
 _counter = 0
@@ -137,13 +141,19 @@ class Bench:
         assert len({r["blockNumber"] for r in receipts}) == 1
         return sum(r["gasUsed"] for r in receipts) / count
 
-    def batch(self, scenario: str, size: int) -> float:
+    def batch(self, scenario: str, size: int, packed: bool = False) -> tuple[float, float]:
+        """(gas, calldata bytes) per credential of one issueCredentialBatch (Packed) of `size` new rows."""
         self._fresh_block()
         base, items = batch_items(scenario, size)
-        receipt = transact(self.w3, self.vault.functions.issueCredentialBatch(self.env.institution_address, base, items),
-                           self.env.signer_key)
+        if packed:
+            rows = codec.pack_rows([codec.IssueItem(*item) for item in items])
+            fn = self.vault.functions.issueCredentialBatchPacked(self.env.institution_address, base, rows)
+        else:
+            fn = self.vault.functions.issueCredentialBatch(self.env.institution_address, base, items)
+        receipt = transact(self.w3, fn, self.env.signer_key)
         assert len(receipt["logs"]) == size, "every row must be issued"
-        return receipt["gasUsed"] / size
+        calldata = len(self.w3.eth.get_transaction(receipt["transactionHash"])["input"])
+        return receipt["gasUsed"] / size, calldata / size
 
     def _issue_for_revoke(self, count: int) -> list[int]:
         ids = []
@@ -177,7 +187,7 @@ class Bench:
 
 
 def fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{round(v):,}"
+    return "" if v is None else f"{round(v):,}"
 
 
 def machine() -> str:
@@ -193,26 +203,37 @@ def anvil_version() -> str:
         return "unknown"
 
 
-def run(quick: bool = False) -> tuple[list[tuple[str, str, float | None, float | None, str]], dict]:
-    rows: list[tuple[str, str, float | None, float | None, str]] = []
+Row = tuple[str, str, float | None, float | None, float | None, float | None, str]
+
+
+def run(quick: bool = False) -> tuple[list[Row], dict]:
+    """Rows: (operation, URIs, ours, V1, Basic gas per credential, ours' calldata bytes per credential, goal)."""
+    rows: list[Row] = []
     singles, sizes, revoke_sizes = (2, (1, 10), (10,)) if quick else (5, (1, 10, 100), (10, 100))
-    # 100 rows of 66-char URIs need ~25M gas in one tx: give the block room (no EIP-7825 cap on anvil by default)
+    # 100 rows of 66-char URIs needed ~24M gas in one tx on V1: give the block room (no EIP-7825 cap on anvil by
+    # default; ours stays below it)
     with DevChain(gas_limit=60_000_000) as chain:
-        ours = Bench(chain, VAULT)
-        basic = Bench(chain, BASIC)
+        ours, v1, basic = Bench(chain, VAULT), Bench(chain, V1), Bench(chain, BASIC)
         for scenario in SCENARIOS:
             ref = f"< {REFERENCE[scenario]:,} (reference)" if scenario in REFERENCE else "< Basic"
             rows.append(("issueCredential (own block)", scenario, ours.single(scenario, singles),
-                         basic.single(scenario, singles), ref))
+                         v1.single(scenario, singles), basic.single(scenario, singles), None, f"{ref}, <= V1"))
             rows.append(("issueCredential x10 in one block", scenario, ours.pipelined_singles(scenario),
-                         basic.pipelined_singles(scenario), ref))
+                         v1.pipelined_singles(scenario), basic.pipelined_singles(scenario), None, f"{ref}, <= V1"))
             for size in sizes:
                 target = f"<= {TARGETS[scenario]:,}" if size == 100 else ""
-                rows.append((f"issueCredentialBatch of {size}", scenario, ours.batch(scenario, size), None, target))
-        rows.append(("revokeCredential", "-", ours.revoke_single(singles), basic.revoke_single(singles),
-                     f"< {REFERENCE['revoke']:,}"))
+                gas, calldata = ours.batch(scenario, size)
+                rows.append((f"issueCredentialBatch of {size}", scenario, gas, v1.batch(scenario, size)[0], None,
+                             calldata, target))
+            for size in sizes:
+                gas, calldata = ours.batch(scenario, size, packed=True)
+                target = f"<= {CALLDATA_TARGET} bytes" if size == 100 and scenario == "shared-dir" else ""
+                rows.append((f"issueCredentialBatchPacked of {size}", scenario, gas, None, None, calldata, target))
+        rows.append(("revokeCredential", "-", ours.revoke_single(singles), v1.revoke_single(singles),
+                     basic.revoke_single(singles), None, f"< {REFERENCE['revoke']:,}, <= V1"))
         for size in revoke_sizes:
-            rows.append((f"revokeCredentialBatch of {size}", "-", ours.revoke_batch(size), None, ""))
+            rows.append((f"revokeCredentialBatch of {size}", "-", ours.revoke_batch(size), v1.revoke_batch(size),
+                         None, None, "<= V1"))
     info = {"anvil": anvil_version()}
     return rows, info
 
@@ -234,20 +255,26 @@ def render(rows, info) -> str:
         "number of credentials it issued or revoked. Every row uses a new student wallet and fingerprint.",
         "URIs: *shared-dir* = `ipfs://<46-char CID>/<n>.json` + `ipfs://<CID>/<n>.enc` (batches send the",
         "directory once as baseURI); *distinct* = two unrelated 66-char `ipfs://` URIs per row;",
-        "*empty* = no URIs. \"Basic\" is `contracts/reference/BlockProofCredentialVaultBasic.sol`, the",
-        "straightforward interface-only implementation, measured in the same run.",
+        "*empty* = no URIs. *ours* is `contracts/BlockProofCredentialVault.sol` (batch rows in data",
+        "contracts, issue 17); *V1* is the vault before it (`contracts/reference/BlockProofCredentialVaultV1.sol`,",
+        "every credential in storage slots); *Basic* is `contracts/reference/BlockProofCredentialVaultBasic.sol`,",
+        "the straightforward interface-only implementation. All three measured in the same run.",
+        "*calldata* is the transaction's input bytes per credential (ours; V1 takes the same ABI calls).",
         "",
-        "| operation | URIs | ours (gas/credential) | Basic (gas/credential) | goal |",
-        "|---|---|--:|--:|---|",
+        "| operation | URIs | ours (gas/credential) | V1 (gas/credential) | Basic (gas/credential) "
+        "| ours: calldata bytes/credential | goal |",
+        "|---|---|--:|--:|--:|--:|---|",
     ]
-    for op, scenario, ours, basic, goal in rows:
-        lines.append(f"| {op} | {scenario} | {fmt(ours)} | {fmt(basic)} | {goal} |")
+    for op, scenario, ours, v1, basic, calldata, goal in rows:
+        lines.append(f"| {op} | {scenario} | {fmt(ours)} | {fmt(v1)} | {fmt(basic)} | {fmt(calldata)} | {goal} |")
     lines += [
         "",
         "\"own block\": each issueCredential is the first vault tx in its block. \"x10 in one block\": ten",
-        "issueCredential txs from one signer mined together, as the pipeline sends them. Our contract's gas",
-        "does not depend on the block either way (a web3 default estimate is exactly what the transaction",
-        "uses); an institution's first base-less issuance pays once for the record its later ones share.",
+        "issueCredential txs from one signer mined together, as the pipeline sends them. Neither vault's gas",
+        "depends on the block (a web3 default estimate is exactly what a single uses); an institution's first",
+        "slot-stored issuance pays once for the record its later ones share. Batch rows cost ours two fresh",
+        "slots (the fingerprint's entry, the student's list head), 52 bytes of data-contract code (200 gas a",
+        "byte) plus the URI suffixes, the event and the calldata; a blob of up to 24,576 bytes per batch.",
         "",
     ]
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 ORDER = [
-    ("gas", "bench/gas.py", "Gas per credential (issue 2)"),
+    ("gas", "bench/gas.py", "Gas per credential (issues 2 and 17)"),
     ("throughput", "bench/throughput.py", "Throughput against the seed's serial flow (issue 8)"),
     ("ingest", "bench/ingest.py", "Event consumer catch-up (issue 5)"),
     ("csv_ingest", "bench/csv_ingest.py", "CSV upload at scale (issue 6)"),

@@ -9,6 +9,8 @@ In one run, each phase on its own fresh Anvil (--block-time 1, --gas-limit 30000
             interface-only BlockProofCredentialVaultBasic (no batch call), 2,000 credentials
   full      the pipeline with our contract, 10,000 credentials from a CSV (one document directory
             per batch): from the upload (producers.upload plan + commit) to the last job confirmed
+  full-v1   (only when asked) the same against the vault before issue 17 (V1: every credential in storage
+            slots, the ABI batch call), to compare with the full phase in one run
   memory    (--full only) 100,000 credentials through the full pipeline; signer and consumer RSS
   basic-remote, full-remote  the same two pipelines with the key in a remote signer (JSON-RPC
             eth_signTransaction, here the node's own dev account), beside the local key's figures
@@ -245,7 +247,9 @@ def run_pipeline(name: str, artifact: str, rows: int, *, db: str, profile: bool,
 
     if not rabbitmq_up():
         raise SystemExit("RabbitMQ is not reachable on 127.0.0.1:5672: the pipeline phases need it")
-    contract = "ours (issueCredentialBatch)" if artifact == "BlockProofCredentialVault" else "Basic (issueCredential only)"
+    contract = {"BlockProofCredentialVault": "ours (issueCredentialBatchPacked)",
+                "BlockProofCredentialVaultV1": "V1, before issue 17 (issueCredentialBatch)"}.get(
+        artifact, "Basic (issueCredential only)")
     log(f"{name}: {rows} credentials, {artifact}")
     workdir = Path(tempfile.mkdtemp(prefix="bp-throughput-"))
     csv_path = write_csv(workdir / "graduates.csv", rows, seed)
@@ -483,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts (10 / 300 / 2,000): a smoke run")
     parser.add_argument("--full", action="store_true", help="also the 100,000-credential memory-bound run")
     parser.add_argument("--memory-rows", type=int, default=100_000)
-    parser.add_argument("--only", default="baseline,basic,full,basic-remote,full-remote", help="comma list of phases: baseline,basic,full,memory")
+    parser.add_argument("--only", default="baseline,basic,full,basic-remote,full-remote",
+                        help="comma list of phases: baseline,basic,full,basic-remote,full-remote,full-v1,memory")
     parser.add_argument("--db", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "throughput.md"))
@@ -517,6 +522,9 @@ def main(argv: list[str] | None = None) -> int:
         ("full-remote", lambda: run_pipeline("full pipeline, remote signer", "BlockProofCredentialVault", n_full,
                                              db=args.db, profile=False, seed=15, timeout=max(900, n_full / 5),
                                              remote_signer=True)),
+        ("full-v1", lambda: run_pipeline("full pipeline, previous vault (V1)", "BlockProofCredentialVaultV1", n_full,
+                                         db=args.db, profile=not args.no_profile, seed=12,
+                                         timeout=max(900, n_full / 5))),
         ("memory", lambda: run_pipeline(f"memory bound, {args.memory_rows:,} credentials, default settings",
                                         "BlockProofCredentialVault", args.memory_rows, db=args.db, profile=False,
                                         seed=13, timeout=max(3600, args.memory_rows / 20))),

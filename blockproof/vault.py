@@ -11,6 +11,7 @@ from eth_utils import keccak, to_checksum_address
 
 ISSUE_SINGLE = "issueCredential((address,address,bytes32,string,string,uint64))"
 ISSUE_BATCH = "issueCredentialBatch(address,string,(address,bytes32,string,string,uint64)[])"
+ISSUE_BATCH_PACKED = "issueCredentialBatchPacked(address,string,bytes)"
 REVOKE_SINGLE = "revokeCredential(uint256,bytes32)"
 REVOKE_BATCH = "revokeCredentialBatch(uint256[],bytes32[])"
 ISSUED_EVENT = "CredentialIssued(uint256,address,address,bytes32,string,string,uint64)"
@@ -63,6 +64,28 @@ def issue_single(institution: str, base_uri: str, item: IssueItem) -> str:
 def issue_batch(institution: str, base_uri: str, items: list[IssueItem]) -> str:
     rows = [(i.student_wallet, i.fingerprint, i.metadata_uri, i.payload_uri, i.expires_at) for i in items]
     return calldata(ISSUE_BATCH, institution, base_uri, rows)
+
+
+def pack_rows(items: list[IssueItem]) -> bytes:
+    """issueCredentialBatchPacked's rows: wallet (20 bytes) ‖ fingerprint (32) ‖ expiry length (1) ‖ expiry
+    (big-endian, no leading zeros) ‖ uint16 length ‖ metadata suffix ‖ uint16 length ‖ payload suffix."""
+    out = bytearray()
+    for item in items:
+        wallet, fingerprint = bytes.fromhex(item.student_wallet[2:]), bytes(item.fingerprint)
+        if len(wallet) != 20 or len(fingerprint) != 32 or not 0 <= item.expires_at < 2**64:
+            raise ValueError(f"row for {item.student_wallet}: wallet, fingerprint or expiry out of range")
+        expires = item.expires_at.to_bytes(8, "big").lstrip(b"\0")
+        out += wallet + fingerprint + bytes([len(expires)]) + expires
+        for uri in (item.metadata_uri, item.payload_uri):
+            raw = uri.encode()
+            if len(raw) > 0xFFFF:
+                raise ValueError(f"row for {item.student_wallet}: a URI longer than 65,535 bytes cannot be packed")
+            out += len(raw).to_bytes(2, "big") + raw
+    return bytes(out)
+
+
+def issue_batch_packed(institution: str, base_uri: str, items: list[IssueItem]) -> str:
+    return calldata(ISSUE_BATCH_PACKED, institution, base_uri, pack_rows(items))
 
 
 def decode_issue_batch_result(data: str) -> list[int]:

@@ -14,7 +14,8 @@ BUILD_DIR = Path(__file__).resolve().parent / "build"
 
 VAULT = "BlockProofCredentialVault"
 BASIC = "BlockProofCredentialVaultBasic"
-ARTIFACT_NAMES = (VAULT, BASIC)
+V1 = "BlockProofCredentialVaultV1"  # the vault before the blob layout (issue 17), for bench/gas.py
+ARTIFACT_NAMES = (VAULT, BASIC, V1)
 
 _BATCH_CREDENTIAL = "(address,bytes32,string,string,uint64)"
 ISSUE_BATCH_SIGNATURE = f"issueCredentialBatch(address,string,{_BATCH_CREDENTIAL}[])"
@@ -30,6 +31,9 @@ BATCH_INTERFACE_ID: bytes = _xor4(
     function_signature_to_4byte_selector(ISSUE_BATCH_SIGNATURE),
     function_signature_to_4byte_selector(REVOKE_BATCH_SIGNATURE),
 )
+PACKED_BATCH_SIGNATURE = "issueCredentialBatchPacked(address,string,bytes)"
+#: ERC-165 interface id of IBlockProofPackedBatch (its one selector).
+PACKED_BATCH_INTERFACE_ID: bytes = function_signature_to_4byte_selector(PACKED_BATCH_SIGNATURE)
 #: ERC-165's own interface id.
 ERC165_INTERFACE_ID: bytes = bytes.fromhex("01ffc9a7")
 

@@ -3,6 +3,7 @@
 // deterministic artifacts (sorted keys, no timestamps, no absolute paths):
 //   contracts/build/BlockProofCredentialVault.json
 //   contracts/build/BlockProofCredentialVaultBasic.json
+//   contracts/build/BlockProofCredentialVaultV1.json (the layout before issue 17, for bench/gas.py)
 // Usage: node contracts/compile.mjs [--out DIR]
 import fs from "node:fs";
 import path from "node:path";
@@ -16,6 +17,7 @@ const PINNED_VERSION = "0.8.37";
 const CONTRACTS = [
   { name: "BlockProofCredentialVault", source: "contracts/BlockProofCredentialVault.sol" },
   { name: "BlockProofCredentialVaultBasic", source: "contracts/reference/BlockProofCredentialVaultBasic.sol" },
+  { name: "BlockProofCredentialVaultV1", source: "contracts/reference/BlockProofCredentialVaultV1.sol" },
 ];
 const SETTINGS = {
   evmVersion: "cancun",

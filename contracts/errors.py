@@ -8,7 +8,8 @@
 
 ``retryable`` means: the very same request may succeed later, after some state change
 (``retry_when`` says which); False means it never will (bad input, already done).
-Decodes the 13 errors of the interface, the batch extension's ``BatchLengthMismatch``,
+Decodes the 13 errors of the interface, the batch extensions' ``BatchLengthMismatch`` and
+``PackedRowsMalformed``,
 and Solidity's ``Error(string)`` / ``Panic(uint256)``.
 """
 
@@ -87,6 +88,10 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("BatchLengthMismatch", (("uint256", "credentialIds"), ("uint256", "reasonHashes")), False, "",
           lambda a: f"The batch revocation lists {a['credentialIds']} credential ids but "
           f"{a['reasonHashes']} reasons; they must match one to one."),
+    # extension (packed batch issue)
+    _Spec("PackedRowsMalformed", (("uint256", "offset"),), False, "",
+          lambda a: f"The packed batch's row at byte {a['offset']} does not parse: it runs past the end of the "
+          "rows or gives an expiry longer than 8 bytes."),
     # Solidity built-ins
     _Spec("Error", (("string", "reason"),), False, "",
           lambda a: f"The contract refused: {a['reason']}"),

@@ -372,6 +372,6 @@ def test_our_abi_contains_every_interface_function_event_and_error_with_identica
     assert not missing, missing
     extensions = {k[1] for k in set(ours) - set(basic)}
     assert extensions == {"issueCredentialBatch", "revokeCredentialBatch", "supportsInterface",
-                          "BatchLengthMismatch"}
+                          "BatchLengthMismatch", "issueCredentialBatchPacked", "PackedRowsMalformed"}
     assert len([k for k in basic if k[0] == "error"]) == 13
     assert len([k for k in basic if k[0] == "event"]) == 7

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from blockproof import vault
 from blockproof.settings import PROJECT_ROOT
 from models.states import JobState
 from models.tables import ChainTransaction, Job
@@ -24,7 +25,9 @@ def test_a_thousand_rows_are_each_issued_exactly_once_and_jobs_match_the_chain(m
     p.assert_no_nonce_gap()
     with Session(p.engine) as s:
         batch_txs = s.execute(select(func.count()).select_from(ChainTransaction)).scalar_one()
+        selectors = set(s.execute(select(func.substr(ChainTransaction.data, 1, 10))).scalars())
     assert batch_txs < 1000 / 10, "rows were not packed into batch transactions"
+    assert selectors == {"0x" + vault.selector(vault.ISSUE_BATCH_PACKED).hex()}, "the cheapest call is packed rows"
 
 
 def test_uploading_the_same_file_twice_creates_no_new_jobs_and_no_new_transactions(make_pipeline, sqlite_url):
@@ -72,3 +75,18 @@ def test_a_consumer_started_late_catches_up_range_by_range_and_confirms_every_jo
     p.start("consumer")  # many one- and two-block ranges, each below the head when it is written
     p.wait_until_settled(report.new, timeout=180, terminal={JobState.CONFIRMED})
     p.assert_exactly_once(report.new)
+
+
+def test_a_vault_with_the_batch_call_but_no_packed_rows_gets_abi_batches(make_pipeline, sqlite_url, tmp_path):
+    from tests.harness import write_csv
+
+    csv = write_csv(tmp_path / "small.csv", 150, seed=8)
+    p = make_pipeline(sqlite_url, artifact_name="BlockProofCredentialVaultV1")
+    p.start("signer")
+    p.start("consumer")
+    report = p.upload(csv)
+    p.wait_until_settled(report.new, timeout=180)
+    p.assert_exactly_once(report.new)
+    with Session(p.engine) as s:
+        calls = set(s.execute(select(ChainTransaction.kind, func.substr(ChainTransaction.data, 1, 10))).all())
+    assert calls == {("issue_batch", "0x" + vault.selector(vault.ISSUE_BATCH).hex())}

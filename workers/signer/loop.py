@@ -24,7 +24,8 @@ from models.transitions import claim_ready, link_submitted, transition_many
 from workers.signer import already_issued, fees, nonce, packer, sender, stall, tracker
 from workers.signer.lease import LeaseLost
 from workers.signer.rpc_errors import SendOutcome, is_too_big
-from workers.signer.simulate import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
+from workers.signer.simulate import (ALREADY_ISSUED, Revert, has_batch_extension, has_packed_batch, simulate_many,
+                                     skipped_rows)
 
 log = logging.getLogger("blockproof.signer")
 GWEI = 10**9
@@ -64,6 +65,7 @@ class Signer:
         self.head = 0
         self.chain_id = 0
         self.batch_extension = False
+        self.packed_rows = False  # the batch extension takes packed rows (issueCredentialBatchPacked)
         self._base_uris: dict[int, str] = {}
         self._batch_limit = 0  # sized from the block gas limit once it is known
         self.institution_holds: dict[str, tuple[str, float]] = {}  # institution → (reason, last checked)
@@ -86,6 +88,7 @@ class Signer:
     def prepare(self) -> None:
         self.chain_id = self.rpc.chain_id()
         self.batch_extension = has_batch_extension(self.rpc, self.vault)
+        self.packed_rows = self.batch_extension and has_packed_batch(self.rpc, self.vault)
         with session_scope(self.engine) as s:
             nonce.load_state(s, self.rpc, self.address)
         log.info("signer %s ready (chain %s, batch extension: %s)", self.address, self.chain_id, self.batch_extension)
@@ -430,7 +433,7 @@ class Signer:
                 return None
             base_uri = self._base_uri(s, jobs[0].batch_id)
             if self.batch_extension:
-                calls = [packer.build_call(jobs, base_uri, batch_extension=True)]
+                calls = [packer.build_call(jobs, base_uri, batch_extension=True, packed=self.packed_rows)]
             else:
                 calls = packer.single_calls(jobs, base_uri)
             try:
@@ -496,7 +499,7 @@ class Signer:
             return call
         self._fail(s, [j for i, j in enumerate(call.jobs) if i in skipped], ALREADY_ISSUED)
         kept = [j for i, j in enumerate(call.jobs) if i not in skipped]
-        return packer.build_call(kept, base_uri, batch_extension=True) if kept else None
+        return packer.build_call(kept, base_uri, batch_extension=True, packed=self.packed_rows) if kept else None
 
     def _isolate(self, s: Session, jobs: list[Job], base_uri: str) -> None:
         """A batch reverted for a row's sake: simulate each row alone and fail only the bad ones."""
@@ -563,7 +566,8 @@ class Signer:
             if len(mine) < len(call.jobs):
                 if not mine or not call.kind.endswith("_batch"):
                     continue
-                call = packer.build_call(mine, self._base_uri(s, mine[0].batch_id), batch_extension=True)
+                call = packer.build_call(mine, self._base_uri(s, mine[0].batch_id), batch_extension=True,
+                                         packed=self.packed_rows)
             kept.append((call, gas))
             kept_limits.append(limit)
         if lost:

@@ -75,7 +75,18 @@ def _item(job: Job) -> vault.IssueItem:
     )
 
 
-def build_call(jobs: list[Job], base_uri: str, *, batch_extension: bool) -> Call:
+def _issue_batch_data(institution: str, base_uri: str, items: list[vault.IssueItem], packed: bool) -> str:
+    """The cheapest batch call the contract offers: packed rows, or the ABI batch when it has no packed call
+    or a URI is too long to pack (both answer and emit the same)."""
+    if packed:
+        try:
+            return vault.issue_batch_packed(institution, base_uri, items)
+        except ValueError:
+            pass
+    return vault.issue_batch(institution, base_uri, items)
+
+
+def build_call(jobs: list[Job], base_uri: str, *, batch_extension: bool, packed: bool = False) -> Call:
     head = jobs[0]
     if head.kind == "revoke":
         reasons = [vault.reason_hash(j.revocation_reason) for j in jobs]
@@ -83,7 +94,8 @@ def build_call(jobs: list[Job], base_uri: str, *, batch_extension: bool) -> Call
             return Call("revoke_batch", jobs, vault.revoke_batch([j.credential_id for j in jobs], reasons))
         return Call("revoke_single", jobs, vault.revoke_single(head.credential_id, reasons[0]))
     if batch_extension:
-        return Call("issue_batch", jobs, vault.issue_batch(head.institution, base_uri, [_item(j) for j in jobs]))
+        return Call("issue_batch", jobs,
+                    _issue_batch_data(head.institution, base_uri, [_item(j) for j in jobs], packed))
     return Call("issue_single", jobs, vault.issue_single(head.institution, base_uri, _item(head)))
 
 

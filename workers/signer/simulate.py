@@ -8,7 +8,7 @@ from eth_abi import encode
 from blockproof.errors import RpcError
 from blockproof.rpc import Rpc
 from blockproof.vault import decode_issue_batch_result
-from contracts.artifacts import BATCH_INTERFACE_ID
+from contracts.artifacts import BATCH_INTERFACE_ID, PACKED_BATCH_INTERFACE_ID
 from contracts.errors import decode_revert
 from workers.signer.rpc_errors import is_too_big
 
@@ -88,7 +88,16 @@ ALREADY_ISSUED = Revert("FingerprintAlreadyUsed",
 
 def has_batch_extension(rpc: Rpc, vault: str) -> bool:
     """ERC-165 probe for our batch calls; an interface-only contract reverts or answers false."""
-    data = "0x01ffc9a7" + encode(["bytes4"], [BATCH_INTERFACE_ID]).hex()
+    return _supports(rpc, vault, BATCH_INTERFACE_ID)
+
+
+def has_packed_batch(rpc: Rpc, vault: str) -> bool:
+    """ERC-165 probe for issueCredentialBatchPacked (the same batch in about a quarter of the calldata)."""
+    return _supports(rpc, vault, PACKED_BATCH_INTERFACE_ID)
+
+
+def _supports(rpc: Rpc, vault: str, interface_id: bytes) -> bool:
+    data = "0x01ffc9a7" + encode(["bytes4"], [interface_id]).hex()
     try:
         result = rpc.call("eth_call", {"to": vault, "data": data}, "latest")
     except RpcError:
