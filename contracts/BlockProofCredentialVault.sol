@@ -34,7 +34,7 @@ interface IBlockProofPackedBatch {
 }
 
 /// @title BlockProofCredentialVault
-/// @notice The BlockProofCredentialVault interface (see CONTRACT.md) with a gas-lean layout: credentials
+/// @notice The BlockProofCredentialVault interface (docs/contract.md) with a gas-lean layout: credentials
 ///         issued in batches live in the bytecode of data contracts ("blobs"), storage keeps only what
 ///         changes or is looked up. Batch issuance (ABI or packed rows), batch revocation, ERC-165.
 /// @dev Storage and blob layout.

@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 /// @title BlockProofCredentialVaultBasic
-/// @notice A deliberately straightforward implementation of ONLY the interface in CONTRACT.md:
+/// @notice A deliberately straightforward implementation of ONLY the interface in docs/contract.md:
 ///         no batch calls, no ERC-165, the Credential struct stored as-is. It is the
 ///         "interface-only" compatibility target and the gas baseline.
 contract BlockProofCredentialVaultBasic {
