@@ -33,7 +33,7 @@ from tests.people import Person
 from web import people
 from web.app import create_app
 
-ROWS = int(os.environ.get("BLOCKPROOF_TEST_EXPORT_ROWS", "3000"))  # the 10,000: BLOCKPROOF_TEST_EXPORT_ROWS=10000
+ROWS = int(os.environ.get("BLOCKPROOF_TEST_EXPORT_ROWS", "10000"))
 WEB = {"web_secret": secrets.token_urlsafe(32)}
 REGISTRAR = Person("registrar", people.VIEWER)
 FORMULA_NAME = '=HYPERLINK("http://evil.example","click")'
