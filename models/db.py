@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# the most values put in one SQL IN (...) list: SQLite's default cap on bound parameters was 999
+IN_LIST_CHUNK = 900
 
 
 def make_engine(url: str) -> Engine:

@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from models.states import ALLOWED, JobState, check_transition, utcnow
 from models.tables import Job, JobTransition
+from models.db import IN_LIST_CHUNK
 
 
 def sources_of(target: JobState) -> list[str]:
@@ -55,8 +56,8 @@ def transition_many(
     allowed = _allowed_sources(target, only_from)
     moved: list[int] = []
     now = utcnow()
-    for start in range(0, len(job_ids), 900):
-        chunk = list(job_ids[start : start + 900])
+    for start in range(0, len(job_ids), IN_LIST_CHUNK):
+        chunk = list(job_ids[start : start + IN_LIST_CHUNK])
         before = dict(session.execute(select(Job.id, Job.state).where(Job.id.in_(chunk), Job.state.in_(allowed))).all())
         if not before:
             continue
@@ -92,8 +93,8 @@ def claim_ready(session: Session, job_ids: Sequence[int]) -> set[int]:
     were still ready. History comes with `link_submitted`, once the nonces are known."""
     claimed: set[int] = set()
     now = utcnow()
-    for start in range(0, len(job_ids), 900):
-        chunk = list(job_ids[start : start + 900])
+    for start in range(0, len(job_ids), IN_LIST_CHUNK):
+        chunk = list(job_ids[start : start + IN_LIST_CHUNK])
         claimed.update(session.execute(
             update(Job).where(Job.id.in_(chunk), Job.state == JobState.READY.value)
             .values(state=JobState.SUBMITTED.value, updated_at=now).returning(Job.id)
@@ -118,3 +119,10 @@ def link_submitted(session: Session, signed: list[tuple[list[Job], object, objec
     session.execute(insert(JobTransition), [
         {"job_id": r["jid"], "from_state": JobState.READY.value, "to_state": JobState.SUBMITTED.value,
          "reason": f"signed as nonce {r['nonce']}", "at": now} for r in rows])
+
+
+def confirm_attached(session: Session, jobs: list[Job], *, deepest: int) -> list[int]:
+    """Jobs given an event the consumer stored long ago (a person's retry found them on chain): confirmed
+    at once when that event is deep enough, since the watermark has passed it already."""
+    ids = [j.id for j in jobs if j.credential_id is not None and j.block_number is not None and j.block_number <= deepest]
+    return transition_many(session, ids, JobState.CONFIRMED, "already on chain: its event is deep enough")

@@ -10,8 +10,7 @@ from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import RETRYABLE_BY_PERSON, JobState
 from models.tables import ConsumerCheckpoint, CredentialEvent, Job
-from workers.consumer.reconcile import confirm_attached
-from models.transitions import transition_many
+from models.transitions import confirm_attached, transition_many
 from producers.upload import _used_on_chain
 
 

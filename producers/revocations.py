@@ -18,11 +18,12 @@ from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import JobState
 from models.tables import Batch, CredentialEvent, Job
+from models.db import IN_LIST_CHUNK
 from producers.records import RowError
 from producers.revocation_csv import MAX_REASON, read_revocations
 from producers.upload import enqueue_batch
 
-LOOKUP_CHUNK = 900
+LOOKUP_CHUNK = IN_LIST_CHUNK
 
 
 @dataclass

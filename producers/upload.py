@@ -38,10 +38,11 @@ from models.db import session_scope
 from models.states import JobState, utcnow
 from models.tables import Batch, Job
 from models.transitions import transition_where
+from models.db import IN_LIST_CHUNK
 from producers import documents
 from producers.chain_checks import FINGERPRINT_USED, Preflight, preflight, used_on_chain  # noqa: F401
 from producers.records import RowError
-from producers.salt import fingerprint_secret, refuse_unfit_for_production
+from blockproof.production import fingerprint_secret, refuse_unfit_for_production
 from producers.staging import StagedRows
 from producers.stalled import republish_stalled
 from producers.validation import DateReadings, iter_validated_chunks
@@ -97,10 +98,10 @@ def _used_on_chain(rpc: Rpc, vault_address: str, fingerprints: list[str]) -> set
 def _known_fingerprints(session, fingerprints: list[str]) -> dict[str, tuple[int, str]]:
     """fingerprint -> (batch id, state), for the fingerprints already uploaded (issue jobs in this database)."""
     known: dict[str, tuple[int, str]] = {}
-    for start in range(0, len(fingerprints), 900):
+    for start in range(0, len(fingerprints), IN_LIST_CHUNK):
         known.update((fp, (batch, state)) for fp, batch, state in session.execute(
             select(Job.fingerprint, Job.batch_id, Job.state).where(
-                Job.kind == "issue", Job.fingerprint.in_(fingerprints[start : start + 900]))).all())
+                Job.kind == "issue", Job.fingerprint.in_(fingerprints[start : start + IN_LIST_CHUNK]))).all())
     return known
 
 
@@ -115,9 +116,9 @@ def _known_rows(session, rows: pd.DataFrame) -> dict[tuple, int]:
     known: dict[tuple, int] = {}
     ids = list(dict.fromkeys(rows["student_id"].tolist()))
     columns = [getattr(Job, name) for name in IDENTITY]
-    for start in range(0, len(ids), 900):
+    for start in range(0, len(ids), IN_LIST_CHUNK):
         for row in session.execute(select(Job.batch_id, *columns).where(
-                Job.kind == "issue", Job.student_id.in_(ids[start : start + 900]))).all():
+                Job.kind == "issue", Job.student_id.in_(ids[start : start + IN_LIST_CHUNK]))).all():
             known.setdefault(tuple(row[1:]), row[0])
     return known
 

@@ -17,7 +17,8 @@ from blockproof.settings import PROJECT_ROOT, Settings
 from blockproof.verify import credential_status
 from models.tables import Job
 from producers.canonical import canonical_json, credential_document, fingerprint
-from producers.salt import fingerprint_secret, read_secret, salt
+from blockproof.production import fingerprint_secret, read_secret
+from producers.salt import salt
 from producers.upload import commit, plan
 from producers.validation import validate_file
 from tests.harness import write_csv

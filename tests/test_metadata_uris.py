@@ -42,7 +42,7 @@ def test_production_names_every_uri_that_would_be_useless_on_chain(settings, say
 def test_fit_uris_pass_and_development_may_use_anything():
     assert Settings(production=True, public_url="https://verify.example.edu").production_uri_problems() == []
     assert Settings(production=True, document_base_uri="https://docs.example.edu/c/").production_uri_problems() == []
-    from producers.salt import refuse_unfit_for_production
+    from blockproof.production import refuse_unfit_for_production
 
     refuse_unfit_for_production(Settings(document_base_uri="file:///tmp/docs"))  # dev: no refusal
 

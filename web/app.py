@@ -16,7 +16,7 @@ from blockproof.settings import Settings, get_settings
 from blockproof.verify import ChainClock
 from blockproof.verify_fingerprint import Facts as VerifyFacts
 from blockproof.errors import ConfigurationError
-from producers.salt import refuse_unfit_for_production
+from blockproof.production import refuse_unfit_for_production
 from web.auth import LoginRequired, PasswordChangeRequired, resolve_secret
 from web.people import StartupRefused
 from web.facts import Facts

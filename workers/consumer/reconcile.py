@@ -8,11 +8,12 @@ from models.states import JobState
 from workers.consumer import finality
 from models.tables import ChainTransaction, CredentialEvent, IndexedBlock, Job, RevocationEvent
 from models.transitions import transition_many
+from models.db import IN_LIST_CHUNK
 
 CONFIRMABLE = [JobState.QUEUED, JobState.READY, JobState.SUBMITTED, JobState.MINED,
                JobState.RETRYING, JobState.FAILED, JobState.DEAD]
 ROLLED_BACK = [JobState.CONFIRMED.value, JobState.MINED.value]
-CHUNK = 900
+CHUNK = IN_LIST_CHUNK
 
 
 def _chunks(items: list, size: int = CHUNK):
@@ -112,13 +113,6 @@ def confirm_late_matches(session: Session, cp) -> int:
                 credential_id=event.credential_id, tx_hash=event.tx_hash, block_number=event.block_number))
             ids.append(stuck[event.fingerprint])
     return len(transition_many(session, sorted(ids), JobState.CONFIRMED, "its event was already deep enough"))
-
-
-def confirm_attached(session: Session, jobs: list[Job], *, deepest: int) -> list[int]:
-    """Jobs given an event the consumer stored long ago (a person's retry found them on chain): confirmed
-    at once when that event is deep enough, since the watermark has passed it already."""
-    ids = [j.id for j in jobs if j.credential_id is not None and j.block_number is not None and j.block_number <= deepest]
-    return transition_many(session, ids, JobState.CONFIRMED, "already on chain: its event is deep enough")
 
 
 def forget_after(session: Session, ancestor: int) -> dict:

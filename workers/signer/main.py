@@ -12,7 +12,7 @@ from blockproof.errors import RpcError, RpcUnavailable
 from models.db import engine_for, migrate
 from workers.signer import keys
 from workers.signer.lease import Lease, LeaseHeld, LeaseLost
-from producers.salt import refuse_unfit_for_production
+from blockproof.production import refuse_unfit_for_production
 from workers.signer.loop import Signer
 
 log = logging.getLogger("blockproof.signer")
