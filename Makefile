@@ -25,6 +25,7 @@ deps: $(PY_STAMP) $(NODE_STAMP)
 
 lint: deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 test: lint chromium
 	$(PY) -m pytest -q

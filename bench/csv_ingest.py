@@ -70,7 +70,7 @@ def row_by_row(path: Path, rows: int, db_url: str, env: dict[str, str]) -> dict:
     from dramatiq import Message
     from sqlalchemy import select
 
-    from blockproof.rpc import Rpc
+    from chain.rpc import Rpc
     from blockproof.settings import get_settings
     from models.db import engine_for, migrate, session_scope
     from models.states import JobState

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from eth_utils import to_checksum_address  # noqa: E402
 
 from blockproof.devchain import ANVIL_BIN, DevChain, deploy_dev_environment  # noqa: E402
-from blockproof import vault as codec  # noqa: E402
+from chain import vault as codec  # noqa: E402
 from contracts.artifacts import BASIC, V1, VAULT, load_artifact  # noqa: E402
 from contracts.deploy import send_call, transact, vault_contract  # noqa: E402
 

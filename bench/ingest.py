@@ -53,9 +53,9 @@ def current_rss_mb() -> float:
 def build_chain(chain, events: int, blocks: int, per_tx: int):
     from eth_account import Account
 
-    from blockproof import vault
+    from chain import vault
     from blockproof.devchain import deploy_dev_environment
-    from blockproof.rpc import Rpc
+    from chain.rpc import Rpc
 
     env = deploy_dev_environment(chain)
     deploy_block = chain.w3.eth.block_number

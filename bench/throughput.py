@@ -44,7 +44,7 @@ from sqlalchemy import select  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 import common  # noqa: E402
-from blockproof import vault as vault_codec  # noqa: E402
+from chain import vault as vault_codec  # noqa: E402
 from blockproof.devchain import DevChain, deploy_dev_environment  # noqa: E402
 from contracts.deploy import vault_contract  # noqa: E402
 
@@ -185,7 +185,7 @@ def run_baseline(count: int) -> Result:
 
 
 def rpc_for(chain: DevChain):
-    from blockproof.rpc import Rpc
+    from chain.rpc import Rpc
 
     return Rpc(chain.rpc_url, 60)
 

@@ -108,7 +108,7 @@ def free_port() -> int:
 
 def _issue_on_chain(chain, env, count: int) -> list[dict]:
     """Issue `count` credentials in one batch transaction from the controller; return the decoded events."""
-    from blockproof import vault
+    from chain import vault
 
     items = [vault.IssueItem(student_wallet="0x" + os.urandom(20).hex(), fingerprint=os.urandom(32),
                              metadata_uri=f"{i}.json", payload_uri="", expires_at=0) for i in range(count)]

@@ -13,9 +13,9 @@ from eth_utils import is_address, to_checksum_address
 from pydantic import Field, SecretStr
 
 from blockproof.errors import ConfigurationError
-from blockproof.rpc import Rpc, refuse_wrong_chain
+from chain.rpc import Rpc, refuse_wrong_chain
 from blockproof.settings import Settings
-from blockproof.vault import calldata
+from chain.vault import calldata
 
 RECEIPT_TIMEOUT_SECONDS = 300.0
 

@@ -780,6 +780,10 @@ def main(argv: list[str] | None = None) -> int:
     from blockproof import logs
 
     logs.configure(verbose=args.verbose, broker_url=_broker_url(), log_format=_log_format())
+    from blockproof import publishing
+    from workers.actors import publish_jobs
+
+    publishing.register(publish_jobs)  # what uploads, retries and revocations publish through
     from blockproof.errors import ConfigurationError
 
     try:

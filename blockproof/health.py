@@ -82,7 +82,7 @@ def redact_url(url: str) -> str:
 
 # ---- adapters --------------------------------------------------------------------------------------------
 def probe_node(url: str) -> Probe:
-    from blockproof.rpc import Endpoint, Rpc
+    from chain.rpc import Endpoint, Rpc
 
     target = Endpoint(url).label  # a provider's URL path may hold its API key
     try:
@@ -123,7 +123,7 @@ def probe_database(url: str) -> Probe:
 
 
 def probe_all(settings) -> list[Probe]:
-    from blockproof.rpc import split_urls
+    from chain.rpc import split_urls
 
     nodes = split_urls(getattr(settings, "rpc_urls", "") or "") or [settings.rpc_url]
     return [probe_node(nodes[0]), probe_broker(settings.broker_url), probe_database(settings.database_url)]

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from blockproof.settings import Settings
-from blockproof.vault import selector
+from chain.vault import selector
 from models.tables import CredentialEvent
 
 STATUS = "credentialStatus(uint256)"

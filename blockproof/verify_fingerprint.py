@@ -20,9 +20,9 @@ from eth_utils import to_checksum_address
 from sqlalchemy import select
 from sqlmodel import Session
 
-from blockproof import vault
+from chain import vault
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from blockproof.settings import Settings
 from blockproof.verify import ChainClock, credential_status, parse_fingerprint
 from models.tables import ConsumerCheckpoint, CredentialEvent

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from eth_abi import decode, encode
 
-from blockproof import vault
+from chain import vault
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from blockproof.settings import Settings
 from contracts.errors import decode_revert
-from workers.signer.simulate import simulate_many
+from chain.preflight import simulate_many
 
 FINGERPRINT_USED = "fingerprintUsed(bytes32)"
 GET_INSTITUTION = "getInstitution(address)"

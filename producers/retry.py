@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import RETRYABLE_BY_PERSON, JobState
@@ -63,6 +63,6 @@ def retry_jobs(job_ids: list[int], *, settings: Settings, engine, actor: str = "
             error_code="", error_message="", retries=0, transaction_id=None, next_attempt_at=None)
     if result.requeued:
         if publish is None:
-            from workers.actors import publish_jobs as publish
+            from blockproof.publishing import publish
         publish(result.requeued, queue_name=settings.queue_name)
     return result

@@ -13,7 +13,7 @@ only after that transaction publishes the jobs to RabbitMQ with publisher confir
 published slice ``queued``. A failure or Ctrl-C before the commit leaves nothing behind; one during
 publishing leaves ``validated`` jobs that ``blockproof requeue BATCH`` publishes (the signer ignores
 a job it has taken already, so publishing twice is harmless). A killed upload is finished without a
-person (producers.stalled): the signer publishes such jobs after ``stalled_upload_seconds``, a
+person (models.recovery): the signer publishes such jobs after ``stalled_upload_seconds``, a
 re-upload of the file publishes them at once (and says so), and the next commit removes staging
 folders left behind.
 
@@ -32,7 +32,7 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc, refuse_wrong_chain
+from chain.rpc import Rpc, refuse_wrong_chain
 from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import JobState, utcnow
@@ -44,7 +44,7 @@ from producers.chain_checks import FINGERPRINT_USED, Preflight, preflight, used_
 from producers.records import RowError
 from blockproof.production import fingerprint_secret, refuse_unfit_for_production
 from producers.staging import StagedRows
-from producers.stalled import republish_stalled
+from models.recovery import republish_stalled
 from producers.validation import DateReadings, iter_validated_chunks
 
 MAX_KEPT_ERRORS = 100_000   # row errors kept for the report; the counts stay exact beyond it
@@ -352,7 +352,7 @@ def enqueue_batch(batch_id: int, *, settings: Settings, engine, publish=None, in
     """Publish every not-yet-queued job of a batch (and, after a broker outage, the queued ones), marking
     each published slice queued. Safe to run again: the signer ignores a job it has taken already."""
     if publish is None:
-        from workers.actors import publish_jobs as publish
+        from blockproof.publishing import publish
     with session_scope(engine) as s:
         states = [JobState.VALIDATED.value] + ([JobState.QUEUED.value] if include_queued else [])
         ids = list(s.execute(select(Job.id).where(Job.batch_id == batch_id, Job.state.in_(states))

@@ -15,8 +15,8 @@ from eth_account import Account
 from sqlalchemy import select
 from sqlmodel import Session
 
-from blockproof import vault
-from blockproof.rpc import Rpc
+from chain import vault
+from chain.rpc import Rpc
 from blockproof.settings import Settings
 from models.tables import CredentialEvent, RevocationEvent
 

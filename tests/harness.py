@@ -14,16 +14,19 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlmodel import Session
 
-from blockproof import vault
+from chain import vault
 from blockproof.devchain import DevChain, deploy_dev_environment
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from blockproof.settings import PROJECT_ROOT, Settings
 from models.db import engine_for, migrate
 from models.states import TERMINAL
 from models.tables import Job
+from blockproof import publishing
+from workers.actors import publish_jobs
 from workers.broker import broker_problem
 from workers.broker import delete_queue as broker_delete_queue
 
+publishing.register(publish_jobs)  # as every entrypoint does: tests and benches call producers directly
 BROKER_URL = os.environ.get("BLOCKPROOF_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 POSTGRES_ADMIN_URL = os.environ.get("BLOCKPROOF_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

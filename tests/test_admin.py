@@ -12,9 +12,9 @@ from eth_account import Account
 
 from blockproof.admin import wait_for_receipt
 from blockproof.devchain import DevChain, anvil_available
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from blockproof.settings import PROJECT_ROOT
-from blockproof.vault import calldata
+from chain.vault import calldata
 
 
 @pytest.fixture(scope="module")

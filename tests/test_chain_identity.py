@@ -9,7 +9,7 @@ import pytest
 
 from blockproof.devchain import DevChain, anvil_available
 from blockproof.errors import RpcUnavailable
-from blockproof.rpc import Rpc, WrongChain, wrong_chain_message
+from chain.rpc import Rpc, WrongChain, wrong_chain_message
 from blockproof.settings import PROJECT_ROOT
 from tests.faults import TcpProxy, wait_for
 from producers.upload import commit, plan

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from blockproof.devchain import DevChain, anvil_available, deploy_dev_environment
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from blockproof.settings import PROJECT_ROOT
 from models.db import engine_for, migrate
 from models.tables import ConsumerCheckpoint, CredentialEvent

@@ -4,7 +4,7 @@ from __future__ import annotations
 from eth_abi import encode
 from hypothesis import given, settings, strategies as st
 
-from blockproof import vault
+from chain import vault
 from workers.consumer.decode import issued_fields, revoked_fields
 
 addresses = st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from blockproof.devchain import DevChain, anvil_available, deploy_dev_environment
 from blockproof.errors import RpcError
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from models.db import engine_for, migrate
 from models.tables import ConsumerCheckpoint, CredentialEvent
 from tests.consumer_faults import ChainWriter, RangeLimitProxy, chain_truth, consumer_settings, stored

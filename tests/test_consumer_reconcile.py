@@ -16,7 +16,7 @@ from models.states import JobState
 from models.transitions import transition_many
 
 from blockproof.devchain import DevChain, anvil_available, deploy_dev_environment
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from blockproof.settings import PROJECT_ROOT
 from models.db import engine_for, migrate
 from models.tables import Alert, Batch, CredentialEvent, Job

@@ -9,7 +9,7 @@ from web3.exceptions import ContractLogicError
 from blockproof.devchain import deploy_dev_environment
 from eth_utils import to_checksum_address
 
-from blockproof import vault as codec
+from chain import vault as codec
 from contracts.artifacts import BASIC, BATCH_INTERFACE_ID, ERC165_INTERFACE_ID, PACKED_BATCH_INTERFACE_ID, VAULT
 from contracts.deploy import has_batch_extension
 from contracts.testing import ZERO32, ZERO_ADDRESS, VaultHarness, fp

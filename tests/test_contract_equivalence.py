@@ -16,10 +16,10 @@ from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from blockproof import vault as codec
+from chain import vault as codec
 from blockproof.devchain import DevChain, anvil_available, deploy_dev_environment
 from blockproof.errors import RpcError
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from contracts.artifacts import BASIC, VAULT
 from contracts.testing import ZERO32, ZERO_ADDRESS, fp
 

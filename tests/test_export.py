@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
 
-from blockproof import vault
+from chain import vault
 from blockproof.settings import PROJECT_ROOT, Settings
 from models.tables import CredentialEvent, Job
 from producers.canonical import canonical_json, fingerprint

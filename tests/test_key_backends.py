@@ -13,7 +13,7 @@ from eth_account import Account
 from blockproof.errors import ConfigurationError
 from blockproof.settings import PROJECT_ROOT
 from tests.faults import assert_invariants
-from workers.signer.keys import checked
+from chain.keys import checked
 
 DEMO_LIST = PROJECT_ROOT / "examples" / "graduates.csv"
 PASSWORD = "correct horse battery staple"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from blockproof import vault
+from chain import vault
 from blockproof.settings import PROJECT_ROOT
 from models.states import JobState
 from models.tables import ChainTransaction, Job

@@ -9,7 +9,7 @@ from email.utils import formatdate
 import pytest
 
 from blockproof.errors import RpcUnavailable
-from blockproof.rpc import Endpoint, RateLimited, Rpc, pick_endpoint, retry_after_seconds
+from chain.rpc import Endpoint, RateLimited, Rpc, pick_endpoint, retry_after_seconds
 from tests.faults import RpcProxy
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from blockproof.errors import RpcError, RpcUnavailable
-from workers.signer.rpc_errors import SendOutcome, classify_send_error
+from chain.rpc_errors import SendOutcome, classify_send_error
 
 ANVIL = [  # (message, outcome) exactly as Anvil answered in this project's capture
     ("transaction already imported", SendOutcome.ALREADY_KNOWN),
@@ -46,7 +46,7 @@ def test_the_reason_may_hide_in_the_error_data():
 
 def test_a_live_anvil_answers_are_classified_as_expected(devchain):
     """The same classification against a running Anvil (automine): each fault produced for real."""
-    from blockproof.rpc import Rpc
+    from chain.rpc import Rpc
     from workers.signer.sender import broadcast, new_account
 
     rpc = Rpc(devchain.rpc_url)

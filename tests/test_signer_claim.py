@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from models.db import session_scope
 from models.states import JobState
 from models.tables import Job, JobTransition, TxAttempt

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from eth_abi import decode
 
-from blockproof import vault
+from chain import vault
 from models.tables import Job
 from workers.signer import packer
 

@@ -10,7 +10,7 @@ from blockproof.errors import RpcError
 from models.tables import Alert
 from tests.faults import RpcProxy, assert_invariants, rows_csv, transactions, wait_for
 from workers.signer import fees, stall
-from workers.signer.rpc_errors import is_too_big
+from chain.rpc_errors import is_too_big
 
 NODE_ANSWERS_TOO_BIG = [
     (-32603, "EVM error MemoryOOG"),  # Anvil, when the URIs make memory run out first

@@ -19,7 +19,7 @@ from blockproof.settings import PROJECT_ROOT
 from models.states import utcnow
 from models.tables import Batch, Job
 from producers import documents
-from producers.stalled import republish_stalled
+from models.recovery import republish_stalled
 from producers.upload import commit
 from producers.validation import validate_file
 from tests.conftest import require

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from blockproof.rpc import Rpc, WrongChain, refuse_wrong_chain
+from chain.rpc import Rpc, WrongChain, refuse_wrong_chain
 from blockproof.settings import Settings, get_settings
 from blockproof.verify import ChainClock
 from blockproof.verify_fingerprint import Facts as VerifyFacts
@@ -67,6 +67,10 @@ def safe_errors(errors: list[dict]) -> list[dict]:
 
 def create_app(settings: Settings | None = None, engine=None, *, announce=sys.stderr) -> FastAPI:
     settings = settings or get_settings()
+    from blockproof import publishing
+    from workers.actors import publish_jobs
+
+    publishing.register(publish_jobs)  # the web's uploads, retries and revocations publish through it
     secret = resolve_secret(settings, announce=announce)
     try:  # the web upload puts credentials on chain: the same refusals as the CLI's
         refuse_unfit_for_production(settings)

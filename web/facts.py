@@ -8,7 +8,7 @@ import urllib.parse
 
 import httpx
 
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from blockproof.settings import Settings
 
 # gas per credential when this database has no mined transaction yet: an issueCredentialBatch of 100 with

@@ -13,15 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from blockproof.errors import RpcError, RpcUnavailable, TemporaryFailure
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from blockproof.settings import get_settings, get_signer_settings
 from models.db import engine_for, session_scope
 from models.states import JobState
 from models.tables import Batch, Job
 from models.transitions import transition_many
-from producers.stalled import check_interval, republish_stalled
+from models.recovery import check_interval, republish_stalled
 from workers.signer import already_issued, packer
-from workers.signer.simulate import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
+from chain.preflight import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
 
 log = logging.getLogger("blockproof.intake")
 PREFLIGHT_BATCH = 50
@@ -135,14 +135,16 @@ def mark_dead(job_ids: list[int], reason: str) -> None:
 
 
 def republish_stalled_periodically(stop: threading.Event) -> None:
-    """Publish the jobs of stopped uploads (producers.stalled) now and then until ``stop``. Here, in the signer
+    """Publish the jobs of stopped uploads (models.recovery) now and then until ``stop``. Here, in the signer
     process: it already holds the broker connection, and its intake is where a published job is taken, only
     from a sendable state, so a job published twice is taken once."""
     settings, engine, _, _ = _context()
     every = check_interval(settings.stalled_upload_seconds)
     while True:
         try:
-            published = republish_stalled(settings=settings, engine=engine)
+            from workers.actors import publish_jobs
+
+            published = republish_stalled(settings=settings, engine=engine, publish=publish_jobs)
             if published:
                 log.warning("published %d job(s) that a stopped upload had written but not published", published)
         except Exception as exc:  # broker or database away: the next round tries again

@@ -28,7 +28,7 @@ class MarkJobsDead(Middleware):
 
 class RepublishStalled(Middleware):
     """Runs only where a dramatiq worker boots (the signer process, its intake side): a thread that publishes the
-    jobs a stopped upload left ``validated`` (producers.stalled). Uploads, which only publish, never start it."""
+    jobs a stopped upload left ``validated`` (models.recovery). Uploads, which only publish, never start it."""
 
     def __init__(self):
         self._stop = threading.Event()

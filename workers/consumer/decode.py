@@ -1,7 +1,7 @@
 """Fast decoding of the vault's logs into table rows.
 
 The ABI layout of CredentialIssued's data is fixed (bytes32, string offset, string offset, uint64), so the
-common case is sliced directly from the hex; anything unusual falls back to eth_abi (blockproof.vault).
+common case is sliced directly from the hex; anything unusual falls back to eth_abi (chain.vault).
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from Crypto.Hash import keccak
 
-from blockproof import vault
+from chain import vault
 
 
 @lru_cache(maxsize=65536)

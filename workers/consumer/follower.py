@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc, WrongChain
+from chain.rpc import Rpc, WrongChain
 from blockproof.settings import Settings
 from models.alerts import raise_alert, resolve_alerts
 from models.db import session_scope

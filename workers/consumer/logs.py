@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from blockproof.errors import RpcError
-from blockproof.rpc import Rpc
-from blockproof.vault import ISSUED_TOPIC, REVOKED_TOPIC
+from chain.rpc import Rpc
+from chain.vault import ISSUED_TOPIC, REVOKED_TOPIC
 
 RANGE_ERROR_CODES = {-32005, -32602, -32600, -32614}
 RANGE_ERROR_WORDS = ("too many", "range", "limit", "exceed", "query returned more than", "block range")

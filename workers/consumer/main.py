@@ -5,7 +5,7 @@ import logging
 import signal
 import threading
 
-from blockproof.rpc import refuse_wrong_chain
+from chain.rpc import refuse_wrong_chain
 from blockproof.settings import Settings, get_settings
 from models.db import engine_for, migrate
 from workers.consumer.follower import Follower

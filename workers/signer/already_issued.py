@@ -11,7 +11,7 @@ from sqlmodel import Session
 from models.states import JobState, utcnow
 from models.tables import Job
 from models.transitions import transition_many
-from workers.signer.simulate import ALREADY_ISSUED
+from chain.preflight import ALREADY_ISSUED
 
 WAITING = ("Already on chain (its fingerprint was used before): not sent again; waiting for the chain's "
            "event to confirm it.")

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc, WrongChain
+from chain.rpc import Rpc, WrongChain
 from blockproof.settings import Settings
 from eth_utils import to_checksum_address
 from models.alerts import raise_alert, resolve_alerts
@@ -23,8 +23,8 @@ from models.tables import Batch, ChainTransaction, Job, SignerState, TxAttempt
 from models.transitions import claim_ready, link_submitted, transition_many
 from workers.signer import already_issued, fees, nonce, packer, sender, stall, tracker
 from workers.signer.lease import LeaseLost
-from workers.signer.rpc_errors import SendOutcome, is_too_big
-from workers.signer.simulate import (ALREADY_ISSUED, Revert, has_batch_extension, has_packed_batch, simulate_many,
+from chain.rpc_errors import SendOutcome, is_too_big
+from chain.preflight import (ALREADY_ISSUED, Revert, has_batch_extension, has_packed_batch, simulate_many,
                                      skipped_rows)
 
 log = logging.getLogger("blockproof.signer")
@@ -42,7 +42,7 @@ FIRST_BATCH_GAS_PER_CREDENTIAL = 240_000
 class Signer:
     def __init__(self, settings: Settings, engine, *, private_key: str | None = None, key_backend=None,
                  rpc: Rpc | None = None):
-        """`key_backend`: workers.signer.keys (keystore, remote signer); `private_key`: a dev key, for tests."""
+        """`key_backend`: chain.keys (keystore, remote signer); `private_key`: a dev key, for tests."""
         if key_backend is None:
             key = private_key or (settings.signer_key.get_secret_value() if getattr(settings, "signer_key", None)
                                   else None)

@@ -10,7 +10,7 @@ import dramatiq
 from blockproof.settings import SignerSettings, get_signer_settings
 from blockproof.errors import RpcError, RpcUnavailable
 from models.db import engine_for, migrate
-from workers.signer import keys
+from chain import keys
 from workers.signer.lease import Lease, LeaseHeld, LeaseLost
 from blockproof.production import refuse_unfit_for_production
 from workers.signer.loop import Signer

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from models.states import utcnow
 from models.tables import SignerState
 

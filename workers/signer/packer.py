@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlmodel import Session
 
-from blockproof import vault
+from chain import vault
 from models.states import JobState, utcnow
 from models.tables import Batch, Job
 

@@ -7,9 +7,9 @@ from eth_account import Account
 from sqlmodel import Session
 
 from blockproof.errors import RpcError, RpcUnavailable
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 from models.tables import ChainTransaction, TxAttempt
-from workers.signer.rpc_errors import SendOutcome, classify_send_error
+from chain.rpc_errors import SendOutcome, classify_send_error
 
 log = logging.getLogger("blockproof.signer")
 

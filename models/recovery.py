@@ -58,7 +58,7 @@ def republish_stalled(*, settings: Settings, engine, publish=None, now: datetime
     published. A failure to publish leaves the claimed jobs ``validated``; they are tried again one
     threshold later."""
     if publish is None:
-        from workers.actors import publish_jobs as publish
+        from blockproof.publishing import publish
     now = now or utcnow()
     threshold = settings.stalled_upload_seconds if older_than_seconds is None else older_than_seconds
     cutoff = stalled_since(now, threshold)

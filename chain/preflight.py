@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from eth_abi import encode
 
 from blockproof.errors import RpcError
-from blockproof.rpc import Rpc
-from blockproof.vault import decode_issue_batch_result
+from chain.rpc import Rpc
+from chain.vault import decode_issue_batch_result
 from contracts.artifacts import BATCH_INTERFACE_ID, PACKED_BATCH_INTERFACE_ID
 from contracts.errors import decode_revert
-from workers.signer.rpc_errors import is_too_big
+from chain.rpc_errors import is_too_big
 
 # errors that are a state of the contract or the signer, not of one row: issuance waits for them to clear;
 # a contract-wide one holds every job, an institution's own holds only that institution's jobs

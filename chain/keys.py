@@ -21,7 +21,7 @@ from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 
 from blockproof.errors import ConfigurationError, RpcError
-from blockproof.rpc import Rpc
+from chain.rpc import Rpc
 
 SAFE_OPTIONS = ("an encrypted keystore (BLOCKPROOF_SIGNER_KEYSTORE with BLOCKPROOF_SIGNER_PASSWORD_FILE; "
                 "`blockproof key new` or `blockproof key import` makes one) or a remote signer "
