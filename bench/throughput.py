@@ -565,7 +565,7 @@ def remote_vs_local(results: list[Result]) -> str:
              "| --- | --: | --: | --: | --: |"]
     for local, remote, goal in pairs:
         if local in by_name and remote in by_name:
-            a, b = by_name[local].rate(), by_name[remote].rate()
+            a, b = by_name[local].rate, by_name[remote].rate
             lines.append(f"| {local} | {a:.1f} | {b:.1f} | {b / a:.0%} | >= {goal:.0%} |")
     return "\n".join(lines) + "\n"
 
