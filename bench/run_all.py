@@ -25,6 +25,18 @@ ORDER = [
 ]
 
 
+def nested(text: str) -> str:
+    """A result file's headings one level below its section's (a file's own title is dropped: the section
+    names what it measures)."""
+    import re
+
+    lines = text.splitlines()
+    if lines and re.match(r"^# ", lines[0]):
+        lines = lines[1:]
+    return re.sub(r"(?m)^(#{1,5}) ", lambda m: "#" * (len(m.group(1)) + 2) + " " if len(m.group(1)) == 1
+                  else "#" * (len(m.group(1)) + 1) + " ", "\n".join(lines)).strip()
+
+
 def assemble() -> str:
     parts = ["# Benchmarks", "",
              "Produced by `make bench` (`.venv/bin/python bench/run_all.py`); each section names the command "
@@ -34,7 +46,7 @@ def assemble() -> str:
         path = RESULTS / f"{name}.md"
         parts.append(f"## {title}")
         parts.append("")
-        parts.append(path.read_text().strip() if path.exists() else f"_Not yet measured: run `{script}`._")
+        parts.append(nested(path.read_text().strip()) if path.exists() else f"_Not yet measured: run `{script}`._")
         parts.append("")
     return "\n".join(parts)
 

@@ -40,3 +40,12 @@ def test_the_docs_do_not_cite_the_design_notes_outside_the_repository():
     for path, text in DOCS.items():
         for name in outside:
             assert name not in text, f"{path.name} cites {name}, which is not in the repository"
+
+
+def test_benchmarks_md_has_one_title_and_sections_named_by_what_they_measure():
+    from bench.run_all import ORDER, assemble  # noqa: F401  (the assembled file is what run_all writes)
+
+    text = (PROJECT_ROOT / "BENCHMARKS.md").read_text()
+    assert [line for line in text.splitlines() if line.startswith("# ")] == ["# Benchmarks"]
+    sections = [line[3:] for line in text.splitlines() if line.startswith("## ")]
+    assert sections == [title for _, _, title in ORDER]
