@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from models.states import JobState
+from models.states import JobState, TxStatus
 from models.tables import Alert, Batch, ChainTransaction, ConsumerCheckpoint, Job, SignerState
 
 
@@ -58,7 +58,7 @@ def batch_summary(session: Session, batch: Batch) -> dict:
 
 def gas_per_credential(session: Session, batch_id: int | None = None) -> float | None:
     query = select(func.sum(ChainTransaction.gas_used), func.sum(ChainTransaction.job_count)).where(
-        ChainTransaction.status == "mined")
+        ChainTransaction.status == TxStatus.MINED.value)
     if batch_id is not None:
         tx_ids = select(Job.transaction_id).where(Job.batch_id == batch_id).distinct()
         query = query.where(ChainTransaction.id.in_(tx_ids))
@@ -70,7 +70,7 @@ def signer_panel(session: Session) -> list[dict]:
     rows = []
     for state in session.execute(select(SignerState)).scalars():
         in_flight = session.execute(select(func.count()).select_from(ChainTransaction).where(
-            ChainTransaction.signer == state.address, ChainTransaction.status == "pending")).scalar_one()
+            ChainTransaction.signer == state.address, ChainTransaction.status == TxStatus.PENDING.value)).scalar_one()
         rows.append({"address": state.address, "balance_wei": int(state.balance_wei), "local_nonce": state.next_nonce,
                      "chain_nonce": state.chain_nonce, "in_flight": in_flight, "paused": state.paused,
                      "hold_reason": state.hold_reason,

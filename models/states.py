@@ -57,5 +57,53 @@ def check_transition(current: JobState, target: JobState) -> None:
         raise IllegalTransition(f"a job cannot go from {JobState(current).value} to {target.value}")
 
 
+class JobKind(str, enum.Enum):
+    ISSUE = "issue"
+    REVOKE = "revoke"
+
+
+class TxStatus(str, enum.Enum):
+    """A transaction (one nonce of one key)."""
+
+    PENDING = "pending"  # signed and sent (or to be re-sent), no receipt yet
+    MINED = "mined"
+    REVERTED = "reverted"  # mined with status 0: its jobs were sent back
+    SUPERSEDED = "superseded"  # its nonce was used by a transaction we did not sign
+
+
+T = TxStatus
+TX_ALLOWED: dict[TxStatus, frozenset[TxStatus]] = {
+    T.PENDING: frozenset({T.MINED, T.REVERTED, T.SUPERSEDED}),
+    T.MINED: frozenset({T.PENDING}),  # a reorg removed its block
+    T.REVERTED: frozenset(),
+    T.SUPERSEDED: frozenset(),
+}
+
+
+class AttemptStatus(str, enum.Enum):
+    """One signed version of a transaction (a fee bump is another attempt of the same nonce)."""
+
+    SIGNED = "signed"  # written ahead, not yet (knowingly) received by a node
+    BROADCAST = "broadcast"
+    MINED = "mined"
+    REPLACED = "replaced"  # another attempt of its nonce was mined
+
+
+A = AttemptStatus
+ATTEMPT_ALLOWED: dict[AttemptStatus, frozenset[AttemptStatus]] = {
+    A.SIGNED: frozenset({A.BROADCAST, A.MINED, A.REPLACED}),
+    A.BROADCAST: frozenset({A.MINED, A.REPLACED}),
+    A.MINED: frozenset({A.REPLACED, A.BROADCAST}),  # another attempt mined after a reorg; its block was removed
+    A.REPLACED: frozenset({A.MINED, A.BROADCAST}),
+}
+
+
+def check_move(table: dict, current, target) -> None:
+    """Staying is always allowed; any other move must be in the table."""
+    kind = type(target)
+    if kind(current) != target and target not in table[kind(current)]:
+        raise IllegalTransition(f"a {kind.__name__} cannot go from {kind(current).value} to {target.value}")
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)

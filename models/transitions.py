@@ -6,8 +6,9 @@ from typing import Iterable, Sequence
 from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
-from models.states import ALLOWED, JobState, check_transition, utcnow
-from models.tables import Job, JobTransition
+from models.states import (ALLOWED, ATTEMPT_ALLOWED, TX_ALLOWED, AttemptStatus, JobState, TxStatus, check_move,
+                           check_transition, utcnow)
+from models.tables import ChainTransaction, Job, JobTransition, TxAttempt
 from models.db import IN_LIST_CHUNK
 
 
@@ -39,6 +40,15 @@ def _record(session: Session, moved: list[int], before: dict[int, str], target: 
             {"job_id": i, "from_state": before[i], "to_state": target.value, "reason": reason, "at": now} for i in moved])
 
 
+class Moved(list):
+    """The ids that moved, and in `skipped` those asked for that did not (their state could not reach the
+    target, or another process moved them first): a caller can say why, nothing is silently dropped."""
+
+    def __init__(self, moved: list[int], skipped: list[int]):
+        super().__init__(moved)
+        self.skipped = skipped
+
+
 def transition_many(
     session: Session,
     job_ids: Sequence[int],
@@ -47,8 +57,8 @@ def transition_many(
     *,
     only_from: Iterable[JobState] | None = None,
     **fields,
-) -> list[int]:
-    """Move many jobs at once; jobs whose current state cannot reach `target` are left alone.
+) -> Moved:
+    """Move many jobs at once; jobs whose current state cannot reach `target` are left alone (`.skipped`).
 
     Returns the ids that moved. History is written only for the rows the UPDATE really changed
     (UPDATE … RETURNING), so two workers racing to make the same move record it once.
@@ -67,7 +77,8 @@ def transition_many(
             .execution_options(synchronize_session=False)).scalars())
         _record(session, changed, before, target, reason, now)
         moved.extend(changed)
-    return moved
+    done = set(moved)
+    return Moved(moved, [i for i in job_ids if i not in done])
 
 
 def transition_where(session: Session, condition, target: JobState, reason: str = "", *,
@@ -126,3 +137,15 @@ def confirm_attached(session: Session, jobs: list[Job], *, deepest: int) -> list
     at once when that event is deep enough, since the watermark has passed it already."""
     ids = [j.id for j in jobs if j.credential_id is not None and j.block_number is not None and j.block_number <= deepest]
     return transition_many(session, ids, JobState.CONFIRMED, "already on chain: its event is deep enough")
+
+
+def move_tx(tx: ChainTransaction, target: TxStatus) -> None:
+    """The only place a transaction's status changes, checked against models.states.TX_ALLOWED."""
+    check_move(TX_ALLOWED, tx.status, target)
+    tx.status = target.value
+
+
+def move_attempt(attempt: TxAttempt, target: AttemptStatus) -> None:
+    """The only place an attempt's status changes, checked against models.states.ATTEMPT_ALLOWED."""
+    check_move(ATTEMPT_ALLOWED, attempt.status, target)
+    attempt.status = target.value

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from blockproof.errors import NotFound
 from blockproof.settings import Settings
-from models.states import JobState
+from models.states import JobKind, JobState
 from models.tables import Batch, CredentialEvent, Job
 from producers.error_report import neutralise
 
@@ -34,7 +34,7 @@ def _check_batch(engine, batch_id: int) -> None:
         kind = c.execute(select(Batch.kind).where(Batch.id == batch_id)).scalar()
     if kind is None:
         raise NotFound(f"batch {batch_id} does not exist")
-    if kind != "issue":
+    if kind != JobKind.ISSUE.value:
         raise NotFound(f"batch {batch_id} is a revocation batch: it has no credentials to export")
 
 
@@ -44,7 +44,7 @@ def _pages(engine, batch_id: int, *, documents: bool = False) -> Iterator[tuple[
     after = 0
     while True:
         with engine.connect() as c:
-            rows = c.execute(select(*fields).where(Job.batch_id == batch_id, Job.kind == "issue", Job.id > after)
+            rows = c.execute(select(*fields).where(Job.batch_id == batch_id, Job.kind == JobKind.ISSUE.value, Job.id > after)
                              .order_by(Job.id).limit(PAGE)).all()
             ids = [r.credential_id for r in rows if r.credential_id is not None]
             revoked = set(c.execute(select(CredentialEvent.credential_id).where(

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from chain.rpc import Rpc
 from blockproof.settings import Settings
 from models.db import session_scope
-from models.states import RETRYABLE_BY_PERSON, JobState
+from models.states import JobKind, RETRYABLE_BY_PERSON, JobState
 from models.tables import ConsumerCheckpoint, CredentialEvent, Job
 from models.transitions import confirm_attached, transition_many
 from producers.upload import _used_on_chain
@@ -50,10 +50,10 @@ def retry_jobs(job_ids: list[int], *, settings: Settings, engine, actor: str = "
         jobs = list(s.execute(select(Job).where(Job.id.in_(job_ids))).scalars())
         candidates = [j for j in jobs if j.state in {x.value for x in RETRYABLE_BY_PERSON}]
         result.skipped = [j.id for j in jobs if j not in candidates]
-        issue_fps = [j.fingerprint for j in candidates if j.kind == "issue"]
+        issue_fps = [j.fingerprint for j in candidates if j.kind == JobKind.ISSUE.value]
         used = _used_on_chain(Rpc.for_settings(settings), settings.vault_address, issue_fps) \
             if issue_fps else set()
-        on_chain = [j for j in candidates if j.kind == "issue" and j.fingerprint in used]
+        on_chain = [j for j in candidates if j.kind == JobKind.ISSUE.value and j.fingerprint in used]
         result.already_on_chain = [j.id for j in on_chain]
         _attach_known_events(s, on_chain)
         on_chain = result.already_on_chain

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from blockproof.settings import Settings
 from models.db import session_scope
-from models.states import JobState
+from models.states import JobKind, JobState
 from models.tables import Batch, CredentialEvent, Job
 from models.db import IN_LIST_CHUNK
 from producers.records import RowError
@@ -72,7 +72,7 @@ def _requested(session, credential_ids: list[int]) -> set[int]:
     found: set[int] = set()
     for start in range(0, len(keys), LOOKUP_CHUNK):
         found.update(int(k.split(":")[1]) for k in session.execute(select(Job.idempotency_key).where(
-            Job.kind == "revoke", Job.idempotency_key.in_(keys[start : start + LOOKUP_CHUNK]))).scalars())
+            Job.kind == JobKind.REVOKE.value, Job.idempotency_key.in_(keys[start : start + LOOKUP_CHUNK]))).scalars())
     return found
 
 
@@ -129,7 +129,7 @@ def revoke(requests: list[RevocationRequest], *, settings: Settings, engine, cre
             report.created = 0 if not dry_run else len(resolved)
             s.rollback()
             return report
-        batch = Batch(filename=filename[:255], institution=resolved[0][1].institution, kind="revoke",
+        batch = Batch(filename=filename[:255], institution=resolved[0][1].institution, kind=JobKind.REVOKE.value,
                       row_count=len(resolved), invalid_count=report.invalid, created_by=created_by)
         s.add(batch)
         s.flush()

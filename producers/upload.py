@@ -35,7 +35,7 @@ from blockproof.errors import RpcError, RpcUnavailable
 from chain.rpc import Rpc, refuse_wrong_chain
 from blockproof.settings import Settings
 from models.db import session_scope
-from models.states import JobState, utcnow
+from models.states import JobKind, JobState, utcnow
 from models.tables import Batch, Job
 from models.transitions import transition_where
 from models.db import IN_LIST_CHUNK
@@ -101,7 +101,7 @@ def _known_fingerprints(session, fingerprints: list[str]) -> dict[str, tuple[int
     for start in range(0, len(fingerprints), IN_LIST_CHUNK):
         known.update((fp, (batch, state)) for fp, batch, state in session.execute(
             select(Job.fingerprint, Job.batch_id, Job.state).where(
-                Job.kind == "issue", Job.fingerprint.in_(fingerprints[start : start + IN_LIST_CHUNK]))).all())
+                Job.kind == JobKind.ISSUE.value, Job.fingerprint.in_(fingerprints[start : start + IN_LIST_CHUNK]))).all())
     return known
 
 
@@ -118,7 +118,7 @@ def _known_rows(session, rows: pd.DataFrame) -> dict[tuple, int]:
     columns = [getattr(Job, name) for name in IDENTITY]
     for start in range(0, len(ids), IN_LIST_CHUNK):
         for row in session.execute(select(Job.batch_id, *columns).where(
-                Job.kind == "issue", Job.student_id.in_(ids[start : start + IN_LIST_CHUNK]))).all():
+                Job.kind == JobKind.ISSUE.value, Job.student_id.in_(ids[start : start + IN_LIST_CHUNK]))).all():
             known.setdefault(tuple(row[1:]), row[0])
     return known
 

@@ -61,6 +61,7 @@ def test_transition_many_moves_only_jobs_whose_state_allows_it_and_records_histo
     moved = transition_many(session, [1, 2, 3], JobState.READY, "accepted")
     session.commit()
     assert sorted(moved) == [1, 2]
+    assert moved.skipped == [3], "the move it could not make is reported"
     assert session.get(Job, 3).state == "confirmed"
     history = session.execute(select(JobTransition).order_by(JobTransition.job_id)).scalars().all()
     assert [(h.job_id, h.from_state, h.to_state, h.reason) for h in history] == [
@@ -74,3 +75,23 @@ def test_transition_refuses_an_illegal_change_and_writes_nothing(session):
     session.rollback()
     assert session.get(Job, 1).state == "queued"
     assert session.execute(select(JobTransition)).first() is None
+
+
+def test_a_transaction_and_an_attempt_move_only_as_their_tables_allow():
+    from models.states import ATTEMPT_ALLOWED, TX_ALLOWED, AttemptStatus, TxStatus
+    from models.tables import ChainTransaction, TxAttempt
+    from models.transitions import move_attempt, move_tx
+
+    assert set(TX_ALLOWED) == set(TxStatus) and set(ATTEMPT_ALLOWED) == set(AttemptStatus)
+    tx = ChainTransaction(signer="0x" + "1" * 40, nonce=0, kind="issue_batch", to_address="0x" + "2" * 40, data="0x",
+                          gas_limit=21_000, status=TxStatus.PENDING.value)
+    move_tx(tx, TxStatus.MINED)
+    move_tx(tx, TxStatus.PENDING)  # a reorg removed its block
+    move_tx(tx, TxStatus.SUPERSEDED)
+    with pytest.raises(IllegalTransition):
+        move_tx(tx, TxStatus.MINED)  # a superseded nonce never comes back as ours
+    attempt = TxAttempt(transaction_id=1, tx_hash="0x", raw="0x", max_fee_per_gas=1, max_priority_fee_per_gas=1,
+                        status=AttemptStatus.BROADCAST.value)
+    move_attempt(attempt, AttemptStatus.REPLACED)
+    with pytest.raises(IllegalTransition):
+        move_attempt(attempt, AttemptStatus.SIGNED)  # signed bytes are never un-sent

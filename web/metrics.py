@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlmodel import Session
 
+from models.states import JobKind, TxStatus
 from models.tables import ChainTransaction, Job, JobTransition
 from web import panels, queries
 from web.facts import Facts
@@ -27,10 +28,10 @@ def lifetime_totals(session: Session) -> dict:
     by_operator = session.execute(select(func.count()).select_from(JobTransition).where(
         JobTransition.from_state.in_(("failed", "dead")), JobTransition.to_state == "queued")).scalar_one()
     issued = session.execute(select(func.count()).select_from(Job).where(
-        Job.kind == "issue", Job.state == "confirmed")).scalar_one()
+        Job.kind == JobKind.ISSUE.value, Job.state == "confirmed")).scalar_one()
     fees = sum(int(gas) * int(price) for gas, price in session.execute(
         select(ChainTransaction.gas_used, ChainTransaction.effective_gas_price).where(
-            ChainTransaction.status.in_(("mined", "reverted")), ChainTransaction.gas_used.is_not(None),
+            ChainTransaction.status.in_((TxStatus.MINED.value, TxStatus.REVERTED.value)), ChainTransaction.gas_used.is_not(None),
             ChainTransaction.effective_gas_price.is_not(None))).all())
     return {"issued": issued, "failed": moves.get("failed", 0), "dead": moves.get("dead", 0),
             "retries_automatic": moves.get("retrying", 0), "retries_operator": by_operator, "fees_wei": fees}

@@ -11,7 +11,7 @@ from sqlmodel import Session
 from blockproof import status
 from blockproof.verify import CREDENTIAL_ID_MAX
 from models.ids import ROW_ID_MAX, is_row_id  # noqa: F401
-from models.states import RETRYABLE_BY_PERSON, JobState, utcnow
+from models.states import JobKind, RETRYABLE_BY_PERSON, JobState, utcnow
 from models.tables import Batch, ChainTransaction, CredentialEvent, Job, JobTransition, RevocationEvent, TxAttempt
 
 PAGE_SIZE = 50
@@ -172,7 +172,7 @@ def job_detail(session: Session, job_id: int) -> dict | None:
     if job.credential_id is not None:
         event = session.execute(select(CredentialEvent).where(
             CredentialEvent.credential_id == job.credential_id)).scalars().first()
-    elif job.kind == "issue" and job.fingerprint:
+    elif job.kind == JobKind.ISSUE.value and job.fingerprint:
         event = session.execute(select(CredentialEvent).where(
             CredentialEvent.fingerprint == job.fingerprint)).scalars().first()
     out["event"] = None if event is None else {
@@ -185,11 +185,11 @@ def job_detail(session: Session, job_id: int) -> dict | None:
          "revoked_at": r.revoked_at}
         for r in session.execute(select(RevocationEvent).where(
             RevocationEvent.credential_id == job.credential_id)).scalars()]
-    out["revoke_jobs"] = [] if job.credential_id is None or job.kind != "issue" else [
+    out["revoke_jobs"] = [] if job.credential_id is None or job.kind != JobKind.ISSUE.value else [
         {"id": r.id, "state": r.state, "reason": r.revocation_reason, "batch_id": r.batch_id}
-        for r in session.execute(select(Job).where(Job.kind == "revoke", Job.credential_id == job.credential_id))
+        for r in session.execute(select(Job).where(Job.kind == JobKind.REVOKE.value, Job.credential_id == job.credential_id))
         .scalars()]
-    out["can_revoke"] = (job.kind == "issue" and job.state == JobState.CONFIRMED.value and event is not None
+    out["can_revoke"] = (job.kind == JobKind.ISSUE.value and job.state == JobState.CONFIRMED.value and event is not None
                          and not event.revoked and not out["revoke_jobs"])
     return out
 
@@ -202,7 +202,7 @@ def credential_facts(session: Session, credential_id: int) -> dict:
     jobs = list(session.execute(select(Job).where(Job.credential_id == credential_id).order_by(Job.id)).scalars())
     event = session.execute(select(CredentialEvent).where(CredentialEvent.credential_id == credential_id)
                             .limit(1)).scalars().first()
-    revoke_job = next((j for j in jobs if j.kind == "revoke"), None)
+    revoke_job = next((j for j in jobs if j.kind == JobKind.REVOKE.value), None)
     on_chain = session.execute(select(RevocationEvent).where(RevocationEvent.credential_id == credential_id)
                                .order_by(RevocationEvent.block_number.desc()).limit(1)).scalars().first()
     revocation = None

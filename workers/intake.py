@@ -16,7 +16,7 @@ from blockproof.errors import RpcError, RpcUnavailable, TemporaryFailure
 from chain.rpc import Rpc
 from blockproof.settings import get_settings, get_signer_settings
 from models.db import engine_for, session_scope
-from models.states import JobState
+from models.states import JobKind, JobState
 from models.tables import Batch, Job
 from models.transitions import transition_many
 from models.recovery import check_interval, republish_stalled
@@ -55,7 +55,7 @@ def preflight(rpc: Rpc, sender: str, vault: str, jobs: list[Job], base_uris: dic
     singles: list[Job] = []
     groups: dict[tuple, list[Job]] = {}
     for job in jobs:
-        if batch_extension and job.kind == "issue":
+        if batch_extension and job.kind == JobKind.ISSUE.value:
             groups.setdefault((job.batch_id, job.institution), []).append(job)
         else:
             singles.append(job)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlmodel import Session
 
-from models.states import JobState
+from models.states import JobKind, JobState, TxStatus
 from workers.consumer import finality
 from models.tables import ChainTransaction, CredentialEvent, IndexedBlock, Job, RevocationEvent
 from models.transitions import transition_many
@@ -27,7 +27,7 @@ def attach_issued(session: Session, events: list[dict]) -> None:
     by_fp = {e["fingerprint"]: e for e in events}
     for fps in _chunks(list(by_fp)):
         rows = session.execute(
-            select(Job.id, Job.fingerprint, Job.state).where(Job.kind == "issue", Job.fingerprint.in_(fps))
+            select(Job.id, Job.fingerprint, Job.state).where(Job.kind == JobKind.ISSUE.value, Job.fingerprint.in_(fps))
         ).all()
         if not rows:
             continue
@@ -51,7 +51,7 @@ def attach_revoked(session: Session, events: list[dict]) -> None:
     by_id = {e["credential_id"]: e for e in events if "tx_hash" in e}
     for ids in _chunks(list(by_id)):
         rows = session.execute(
-            select(Job.id, Job.credential_id, Job.state).where(Job.kind == "revoke", Job.credential_id.in_(ids))
+            select(Job.id, Job.credential_id, Job.state).where(Job.kind == JobKind.REVOKE.value, Job.credential_id.in_(ids))
         ).all()
         if not rows:
             continue
@@ -82,13 +82,13 @@ def confirm_deep_enough(session: Session, cp, head: int, confirmations: int, *, 
     issue_ids = []
     for chunk in _chunks(fingerprints):
         issue_ids += session.execute(select(Job.id).where(
-            Job.kind == "issue", Job.fingerprint.in_(chunk), Job.state.in_(states))).scalars().all()
+            Job.kind == JobKind.ISSUE.value, Job.fingerprint.in_(chunk), Job.state.in_(states))).scalars().all()
     revoked = list(session.execute(select(RevocationEvent.credential_id).where(
         RevocationEvent.block_number > since, RevocationEvent.block_number <= deepest)).scalars())
     revoke_ids = []
     for chunk in _chunks(revoked):
         revoke_ids += session.execute(select(Job.id).where(
-            Job.kind == "revoke", Job.credential_id.in_(chunk), Job.state.in_(states))).scalars().all()
+            Job.kind == JobKind.REVOKE.value, Job.credential_id.in_(chunk), Job.state.in_(states))).scalars().all()
     settled = dict(error_code="", error_message="", next_attempt_at=None)  # why it waited stays in its history
     moved = transition_many(session, sorted(set(issue_ids)), JobState.CONFIRMED, finality.reason(mode, confirmations),
                             **settled)
@@ -104,7 +104,7 @@ def confirm_late_matches(session: Session, cp) -> int:
     issued, e.g. an upload whose on-chain check could not run, fails pre-flight as already issued): confirmed
     from the event the watermark has passed. Run with the periodic reconciliation, not on every poll."""
     stuck = dict(session.execute(select(Job.fingerprint, Job.id).where(
-        Job.kind == "issue", Job.state.in_([JobState.FAILED.value, JobState.DEAD.value]))).all())
+        Job.kind == JobKind.ISSUE.value, Job.state.in_([JobState.FAILED.value, JobState.DEAD.value]))).all())
     ids = []
     for chunk in _chunks(list(stuck)):
         for event in session.execute(select(CredentialEvent).where(
@@ -131,17 +131,17 @@ def forget_after(session: Session, ancestor: int) -> dict:
         select(Job.id).where(Job.block_number > ancestor, Job.state.in_(ROLLED_BACK))).scalars())
     for fps in _chunks(gone_fps):
         ids |= set(session.execute(select(Job.id).where(
-            Job.kind == "issue", Job.fingerprint.in_(fps), Job.state.in_(ROLLED_BACK))).scalars())
+            Job.kind == JobKind.ISSUE.value, Job.fingerprint.in_(fps), Job.state.in_(ROLLED_BACK))).scalars())
     for cids in _chunks(gone_revocations):
         ids |= set(session.execute(select(Job.id).where(
-            Job.kind == "revoke", Job.credential_id.in_(cids), Job.state.in_(ROLLED_BACK))).scalars())
+            Job.kind == JobKind.REVOKE.value, Job.credential_id.in_(cids), Job.state.in_(ROLLED_BACK))).scalars())
     transition_many(session, sorted(ids), JobState.SUBMITTED, reason)
     for fps in _chunks(gone_fps):
-        session.execute(update(Job).where(Job.kind == "issue", Job.fingerprint.in_(fps))
+        session.execute(update(Job).where(Job.kind == JobKind.ISSUE.value, Job.fingerprint.in_(fps))
                         .values(credential_id=None, block_number=None).execution_options(synchronize_session=False))
-    session.execute(update(Job).where(Job.kind == "issue", Job.block_number > ancestor)
+    session.execute(update(Job).where(Job.kind == JobKind.ISSUE.value, Job.block_number > ancestor)
                     .values(credential_id=None, block_number=None).execution_options(synchronize_session=False))
-    session.execute(update(Job).where(Job.kind == "revoke", Job.block_number > ancestor)
+    session.execute(update(Job).where(Job.kind == JobKind.REVOKE.value, Job.block_number > ancestor)
                     .values(block_number=None).execution_options(synchronize_session=False))
 
     for cids in _chunks(gone_revocations):
@@ -163,19 +163,19 @@ def report(session: Session, head: int, missing_after: int, limit: int = 1000) -
         select(Job.id, Job.kind, Job.state, Job.tx_hash,
                func.coalesce(ChainTransaction.block_number, Job.block_number).label("block_number"))
         .outerjoin(ChainTransaction, ChainTransaction.id == Job.transaction_id)
-        .outerjoin(CredentialEvent, and_(Job.kind == "issue", CredentialEvent.fingerprint == Job.fingerprint))
-        .outerjoin(RevocationEvent, and_(Job.kind == "revoke", RevocationEvent.credential_id == Job.credential_id))
+        .outerjoin(CredentialEvent, and_(Job.kind == JobKind.ISSUE.value, CredentialEvent.fingerprint == Job.fingerprint))
+        .outerjoin(RevocationEvent, and_(Job.kind == JobKind.REVOKE.value, RevocationEvent.credential_id == Job.credential_id))
         .where(CredentialEvent.id == None, RevocationEvent.id == None)  # noqa: E711
         .where(or_(and_(Job.state == JobState.MINED.value, Job.block_number <= cutoff),
                    # the signer saw it mined, a reorg took the event away, and it never came back
-                   and_(Job.state == JobState.SUBMITTED.value, ChainTransaction.status == "mined",
+                   and_(Job.state == JobState.SUBMITTED.value, ChainTransaction.status == TxStatus.MINED.value,
                         ChainTransaction.block_number <= cutoff)))
     )
     stale = session.execute(stale_query.order_by(Job.id).limit(limit)).all()
     orphan_query = (
         select(CredentialEvent.credential_id, CredentialEvent.fingerprint, CredentialEvent.tx_hash,
                CredentialEvent.block_number)
-        .outerjoin(Job, and_(Job.kind == "issue", Job.fingerprint == CredentialEvent.fingerprint))
+        .outerjoin(Job, and_(Job.kind == JobKind.ISSUE.value, Job.fingerprint == CredentialEvent.fingerprint))
         .where(Job.id == None)  # noqa: E711
     )
     orphans = session.execute(orphan_query.order_by(CredentialEvent.credential_id).limit(limit)).all()

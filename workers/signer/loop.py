@@ -18,9 +18,9 @@ from blockproof.settings import Settings
 from eth_utils import to_checksum_address
 from models.alerts import raise_alert, resolve_alerts
 from models.db import session_scope
-from models.states import JobState, utcnow
+from models.states import AttemptStatus, JobState, TxStatus, utcnow
 from models.tables import Batch, ChainTransaction, Job, SignerState, TxAttempt
-from models.transitions import claim_ready, link_submitted, transition_many
+from models.transitions import claim_ready, link_submitted, move_attempt, transition_many
 from workers.signer import already_issued, fees, nonce, packer, sender, stall, tracker
 from workers.signer.lease import LeaseLost
 from chain.rpc_errors import SendOutcome, is_too_big
@@ -222,8 +222,8 @@ class Signer:
             txs = list(s.execute(
                 select(ChainTransaction)
                 .where(ChainTransaction.signer == self.address)
-                .where((ChainTransaction.status == "pending")
-                       | ((ChainTransaction.status == "mined") & (ChainTransaction.block_number >= recent)))
+                .where((ChainTransaction.status == TxStatus.PENDING.value)
+                       | ((ChainTransaction.status == TxStatus.MINED.value) & (ChainTransaction.block_number >= recent)))
                 .order_by(ChainTransaction.nonce)
             ).scalars().all())
             self._watched = len(txs)
@@ -245,7 +245,7 @@ class Signer:
             for tx in txs:
                 pairs = by_tx.get(tx.id, [])
                 mined = next(((a, r) for a, r in pairs if r), None)
-                if tx.status == "mined":
+                if tx.status == TxStatus.MINED.value:
                     if mined is None:
                         tracker.record_unmined(s, tx)
                         changed = True
@@ -272,7 +272,7 @@ class Signer:
         """The stuck alert lasts as long as a pending transaction of ours is priced below the base fee."""
         if not self._stuck_alerted:
             return
-        stuck = [tx for tx in txs if tx.status == "pending" and by_tx.get(tx.id)
+        stuck = [tx for tx in txs if tx.status == TxStatus.PENDING.value and by_tx.get(tx.id)
                  and fees.is_underpriced(int(by_tx[tx.id][-1][0].max_fee_per_gas), self.base_fee)]
         if not stuck:
             resolve_alerts(s, "stuck_transaction", self.address)
@@ -289,7 +289,7 @@ class Signer:
                 return False
             occupied = set(s.execute(select(ChainTransaction.nonce).where(
                 ChainTransaction.signer == self.address, ChainTransaction.nonce >= chain_nonce,
-                ChainTransaction.status.in_(["pending", "mined", "reverted"]))).scalars())
+                ChainTransaction.status.in_([TxStatus.PENDING.value, TxStatus.MINED.value, TxStatus.REVERTED.value]))).scalars())
             missing = [n for n in range(chain_nonce, state.next_nonce) if n not in occupied]
             if not missing:
                 return False
@@ -319,7 +319,7 @@ class Signer:
         """Re-send the latest attempt's identical bytes when it is due (never sent since a crash, dropped,
         unknown outcome); sign a replacement with higher fees when it is stuck or was refused as underpriced."""
         settings = self.settings
-        underpriced = latest.status != "signed" and fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee)
+        underpriced = latest.status != AttemptStatus.SIGNED.value and fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee)
         if underpriced:
             # its cap is below the base fee: it cannot be mined, and it blocks every later nonce; re-price it
             # now (at most once a second) rather than after the resend timeout
@@ -327,9 +327,9 @@ class Signer:
                 return False
         elif not tracker.due_for_resend(tx, settings.resend_after_seconds):
             return False
-        refused_as_cheap = latest.status == "signed" and latest.last_error.startswith(
+        refused_as_cheap = latest.status == AttemptStatus.SIGNED.value and latest.last_error.startswith(
             (SendOutcome.REPLACEMENT_UNDERPRICED.value, SendOutcome.FEE_TOO_LOW.value))
-        needs_bump = refused_as_cheap or (latest.status != "signed" and (
+        needs_bump = refused_as_cheap or (latest.status != AttemptStatus.SIGNED.value and (
             fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee)
             or tracker.due_for_bump(latest, settings.resend_after_seconds)
         ))
@@ -361,7 +361,7 @@ class Signer:
         now = utcnow()
         tx.last_sent_at = now
         if outcome in (SendOutcome.ACCEPTED, SendOutcome.ALREADY_KNOWN):
-            attempt.status = "broadcast"
+            move_attempt(attempt, AttemptStatus.BROADCAST)
             attempt.broadcast_count += 1
             if self.hold_reason.startswith("Insufficient funds"):
                 self._clear_hold(s)
@@ -387,7 +387,7 @@ class Signer:
     # ---- new work ------------------------------------------------------------------------
     def in_flight(self, s: Session) -> int:
         return s.execute(select(func.count()).select_from(ChainTransaction).where(
-            ChainTransaction.signer == self.address, ChainTransaction.status == "pending")).scalar_one()
+            ChainTransaction.signer == self.address, ChainTransaction.status == TxStatus.PENDING.value)).scalar_one()
 
     def fill(self) -> bool:
         with session_scope(self.engine) as s:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from chain import vault
-from models.states import JobState, utcnow
+from models.states import JobKind, JobState, utcnow
 from models.tables import Batch, Job
 
 
@@ -88,7 +88,7 @@ def _issue_batch_data(institution: str, base_uri: str, items: list[vault.IssueIt
 
 def build_call(jobs: list[Job], base_uri: str, *, batch_extension: bool, packed: bool = False) -> Call:
     head = jobs[0]
-    if head.kind == "revoke":
+    if head.kind == JobKind.REVOKE.value:
         reasons = [vault.reason_hash(j.revocation_reason) for j in jobs]
         if batch_extension:
             return Call("revoke_batch", jobs, vault.revoke_batch([j.credential_id for j in jobs], reasons))

@@ -7,7 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
-from models.states import JobState, utcnow
+from models.states import AttemptStatus, JobState, TxStatus, utcnow
+from models.transitions import move_attempt, move_tx
 from models.tables import ChainTransaction, Job, TxAttempt
 from models.transitions import transition_many
 
@@ -20,7 +21,7 @@ def jobs_of(session: Session, tx: ChainTransaction) -> list[int]:
 
 def record_mined(session: Session, tx: ChainTransaction, attempt: TxAttempt, receipt: dict, *, max_retries: int) -> None:
     status = int(receipt["status"], 16)
-    tx.status = "mined" if status == 1 else "reverted"
+    move_tx(tx, TxStatus.MINED if status == 1 else TxStatus.REVERTED)
     tx.mined_hash = attempt.tx_hash
     tx.block_number = int(receipt["blockNumber"], 16)
     tx.gas_used = int(receipt["gasUsed"], 16)
@@ -28,7 +29,7 @@ def record_mined(session: Session, tx: ChainTransaction, attempt: TxAttempt, rec
     tx.mined_at = utcnow()
     session.add(tx)
     for other in session.execute(select(TxAttempt).where(TxAttempt.transaction_id == tx.id)).scalars():
-        other.status = "mined" if other.id == attempt.id else "replaced"
+        move_attempt(other, AttemptStatus.MINED if other.id == attempt.id else AttemptStatus.REPLACED)
         session.add(other)
     ids = jobs_of(session, tx)
     if status == 1:
@@ -53,7 +54,7 @@ def record_mined(session: Session, tx: ChainTransaction, attempt: TxAttempt, rec
 
 def record_superseded(session: Session, tx: ChainTransaction) -> None:
     """Our nonce was consumed by a transaction we did not sign: the jobs go back to be signed anew."""
-    tx.status = "superseded"
+    move_tx(tx, TxStatus.SUPERSEDED)
     session.add(tx)
     transition_many(
         session, jobs_of(session, tx), JobState.READY,
@@ -65,13 +66,13 @@ def record_superseded(session: Session, tx: ChainTransaction) -> None:
 def record_unmined(session: Session, tx: ChainTransaction) -> None:
     """A reorg removed the block our transaction was in: send it again."""
     log.warning("transaction nonce %s vanished from block %s (reorg); re-broadcasting", tx.nonce, tx.block_number)
-    tx.status = "pending"
+    move_tx(tx, TxStatus.PENDING)
     tx.block_number = None
     tx.mined_hash = None
     tx.last_sent_at = None
     session.add(tx)
     for attempt in session.execute(select(TxAttempt).where(TxAttempt.transaction_id == tx.id)).scalars():
-        attempt.status = "broadcast"
+        move_attempt(attempt, AttemptStatus.BROADCAST)
         session.add(attempt)
     transition_many(session, jobs_of(session, tx), JobState.SUBMITTED, "a reorg removed the transaction's block",
                     only_from=[JobState.MINED, JobState.CONFIRMED])
@@ -87,7 +88,7 @@ def record_moved(session: Session, tx: ChainTransaction, attempt: TxAttempt, rec
     tx.mined_hash = attempt.tx_hash
     session.add(tx)
     for other in session.execute(select(TxAttempt).where(TxAttempt.transaction_id == tx.id)).scalars():
-        other.status = "mined" if other.id == attempt.id else "replaced"
+        move_attempt(other, AttemptStatus.MINED if other.id == attempt.id else AttemptStatus.REPLACED)
         session.add(other)
     return True
 
