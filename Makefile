@@ -26,6 +26,7 @@ deps: $(PY_STAMP) $(NODE_STAMP)
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: lint chromium
 	$(PY) -m pytest -q

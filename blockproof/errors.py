@@ -1,4 +1,5 @@
 """One exception root for the project."""
+from __future__ import annotations
 
 
 class BlockProofError(Exception):
@@ -8,7 +9,7 @@ class BlockProofError(Exception):
 class RpcError(BlockProofError):
     """The node answered a JSON-RPC request with an error."""
 
-    def __init__(self, code: int, message: str, data=None, method: str = ""):
+    def __init__(self, code: int, message: str, data: object = None, method: str = "") -> None:
         super().__init__(f"{method}: {message} (code {code})" if method else f"{message} (code {code})")
         self.code = code
         self.message = message

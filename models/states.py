@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime, timezone
+from typing import Any
 
 
 class JobState(str, enum.Enum):
@@ -98,7 +99,7 @@ ATTEMPT_ALLOWED: dict[AttemptStatus, frozenset[AttemptStatus]] = {
 }
 
 
-def check_move(table: dict, current, target) -> None:
+def check_move(table: dict[Any, frozenset[Any]], current: str, target: TxStatus | AttemptStatus) -> None:
     """Staying is always allowed; any other move must be in the table."""
     kind = type(target)
     if kind(current) != target and target not in table[kind(current)]:

@@ -60,7 +60,7 @@ def batch_size_for(gas_budget: int, gas_per_credential: int, *, most: int) -> in
 
 
 # ---- the price policy for real networks (issue 14): pure, wired by the signer's loop ---------------------
-def tip_from_fee_history(rewards: list[list], *, floor: int, ceiling: int) -> int:
+def tip_from_fee_history(rewards: list[list[str | int]], *, floor: int, ceiling: int) -> int:
     """The tip to offer: the median, over recent blocks, of the percentile tip paid in each (the `reward`
     field of eth_feeHistory asked for one percentile; hex strings or ints), clamped to [floor, ceiling].
     Empty blocks pay no tip and say nothing about the market: they are left out."""
