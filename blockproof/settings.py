@@ -92,11 +92,6 @@ class Settings(BaseSettings):
     unknown_send_retry_seconds: float = Field(
         1.0, description="after a broadcast with an unknown outcome (timeout, node down), re-send the identical bytes this soon")
 
-    # fault injection (tests only; never set in production)
-    fault_kill_after_sign: bool = Field(
-        False, description="FAULT INJECTION for tests: read once at signer start-up; the signer process exits "
-        "(os._exit) right after committing its first signed attempts and before broadcasting them")
-
     # event consumer tunables
     confirmations: int = Field(
         3, description="confirmations an event needs before its job is confirmed (its own block counts as one)")
@@ -108,9 +103,6 @@ class Settings(BaseSettings):
         15.0, description="caught up and no job waiting for the chain: the consumer reads new blocks this often, "
         "and keeps one block hash per read instead of every one (providers bill per call)")
     missing_event_blocks: int = Field(20, description="report a mined job whose event has not appeared after this many blocks")
-    fault_kill_before_checkpoint: int = Field(
-        0, description="TESTING ONLY: the consumer SIGKILLs itself on the Nth range whose events it inserted, "
-                       "before moving the checkpoint (0 = off)")
 
     heartbeat_stale_seconds: float = Field(
         60.0, description="a signer or consumer whose last report is older than this raises a stale_heartbeat "

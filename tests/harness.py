@@ -107,13 +107,14 @@ class Pipeline:
         return Settings(**values)
 
     # ---- processes ----------------------------------------------------------------------
-    def start(self, role: str) -> subprocess.Popen:
-        """Start `blockproof signer` or `blockproof consumer` as its own process."""
+    def start(self, role: str, *, command: list[str] | None = None) -> subprocess.Popen:
+        """Start `blockproof signer` or `blockproof consumer` as its own process (or `command`, e.g. the same
+        component with a fault around it: tests/crashing.py)."""
         log = open(self.workdir / f"{role}.log", "a")
         env = os.environ | self.env_vars()
         if role != "signer":  # only the signer holds the key
             env.pop("BLOCKPROOF_SIGNER_KEY")
-        proc = subprocess.Popen([sys.executable, "-m", "blockproof.cli", role], env=env,
+        proc = subprocess.Popen(command or [sys.executable, "-m", "blockproof.cli", role], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
         self.procs[role] = proc
         return proc

@@ -36,20 +36,22 @@ def world(tmp_path):
         yield chain, env, deploy_block, rpc
 
 
-def run_consumer(chain, env, deploy_block, url, tmp_path, **extra) -> subprocess.Popen:
+def run_consumer(chain, env, deploy_block, url, tmp_path, *, command: list[str] | None = None,
+                 **extra) -> subprocess.Popen:
     vars_ = {"DATABASE_URL": url, "BLOCKPROOF_RPC_URL": chain.rpc_url, "BLOCKPROOF_VAULT_ADDRESS": env.vault_address,
              "BLOCKPROOF_VAULT_DEPLOY_BLOCK": str(deploy_block), "BLOCKPROOF_GETLOGS_CHUNK": "10",
              "BLOCKPROOF_GETLOGS_CHUNK_MAX": "10", "BLOCKPROOF_CONSUMER_POLL_SECONDS": "0.1",
              **{k: str(v) for k, v in extra.items()}}
     log = open(tmp_path / "consumer.log", "a")
-    return subprocess.Popen([sys.executable, "-m", "blockproof.cli", "consumer"], env=os.environ | vars_,
+    return subprocess.Popen(command or [sys.executable, "-m", "blockproof.cli", "consumer"], env=os.environ | vars_,
                             stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
 
 
 def test_a_consumer_sigkilled_between_inserting_events_and_moving_the_checkpoint_resumes_without_duplicates(
         world, sqlite_url, tmp_path):
     chain, env, deploy_block, rpc = world
-    crashed = run_consumer(chain, env, deploy_block, sqlite_url, tmp_path, BLOCKPROOF_FAULT_KILL_BEFORE_CHECKPOINT=2)
+    crashed = run_consumer(chain, env, deploy_block, sqlite_url, tmp_path,
+                           command=[sys.executable, "-m", "tests.crashing", "consumer", "2"])
     assert crashed.wait(timeout=120) == -signal.SIGKILL
     assert "killing the consumer now" in (tmp_path / "consumer.log").read_text()
     engine = engine_for(sqlite_url)

@@ -2,23 +2,20 @@
 delivered more than once, bytes the node already has. Real Anvil, RabbitMQ and SQLite; real processes."""
 from __future__ import annotations
 
+import sys
+
+from tests.crashing import CRASHED_AFTER_SIGNING
 from workers.actors import publish_jobs
 from tests.faults import (FAST_SIGNER, assert_invariants, attempts, in_pool, jobs, pause_mining, resume_mining,
                           rows_csv, transactions, wait_for)
 
-KILL_AFTER_SIGN = {"BLOCKPROOF_FAULT_KILL_AFTER_SIGN": "1"}
-
-
 def crash_after_signing(p, tmp_path, rows: int, seed: int):
-    """Run the signer with the fault hook until it exits between the write-ahead commit and the broadcast."""
-    p.extra_env.update(KILL_AFTER_SIGN)
+    """Run the real signer with a fault around it until it exits between the write-ahead commit and the broadcast."""
     p.start("consumer")
-    signer = p.start("signer")
+    signer = p.start("signer", command=[sys.executable, "-m", "tests.crashing", "signer"])
     report = p.upload(rows_csv(tmp_path, rows, seed))
-    assert signer.wait(timeout=120) == 86, p.log("signer")[-2000:]
+    assert signer.wait(timeout=120) == CRASHED_AFTER_SIGNING, p.log("signer")[-2000:]
     p.procs.pop("signer")
-    for name in KILL_AFTER_SIGN:
-        p.extra_env.pop(name)
     signed = attempts(p.engine)
     assert signed and all(a.status == "signed" and a.broadcast_count == 0 for a in signed)
     return report, signed

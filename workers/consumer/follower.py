@@ -14,8 +14,6 @@ Every poll:
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 
@@ -59,7 +57,6 @@ class Follower:
         self.vault = to_checksum_address(settings.vault_address)
         self.sizer = ChunkSizer(settings.getlogs_chunk, max(settings.getlogs_chunk, settings.getlogs_chunk_max))
         self.stop_event = threading.Event()
-        self.ranges_written = 0
         self._reconciled_at = 0.0
         self.tagged_block: int | None = None  # the node's safe / finalized block (BLOCKPROOF_FINALITY)
 
@@ -222,9 +219,6 @@ class Follower:
                headers: dict[int, dict], stop: int, head: int) -> None:
         insert_ignoring_duplicates(s, CredentialEvent, issued, ["tx_hash", "log_index"])
         insert_ignoring_duplicates(s, RevocationEvent, revoked, ["tx_hash", "log_index"])
-        if issued or revoked:
-            self.ranges_written += 1
-            self._fault_point()
         upsert(s, IndexedBlock, [{"number": n, "hash": h["hash"], "parent_hash": h["parentHash"]}
                                  for n, h in sorted(headers.items())], ["number"])
         if issued:
@@ -239,14 +233,6 @@ class Follower:
         cp.head_block = head
         cp.updated_at = utcnow()
         self._confirm(s, cp, head)
-
-    def _fault_point(self) -> None:
-        """Fault injection for tests: die like SIGKILL after inserting events, before moving the checkpoint."""
-        nth = self.settings.fault_kill_before_checkpoint
-        if nth and self.ranges_written >= nth:
-            log.error("BLOCKPROOF_FAULT_KILL_BEFORE_CHECKPOINT=%s: killing the consumer now", nth)
-            logging.shutdown()
-            os.kill(os.getpid(), signal.SIGKILL)
 
     # ---- reorgs --------------------------------------------------------------------------
     def _check_reorg(self, s: Session, cp: ConsumerCheckpoint, head: int) -> None:

@@ -3,7 +3,6 @@ writes ahead, broadcasts, and keeps every sent transaction moving until it is mi
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from datetime import timedelta
@@ -81,8 +80,6 @@ class Signer:
         self._watched = 0  # transactions the last track() looked at
         self._idle = False
         self.block_gas_limit = 0
-        # fault injection for tests, read once at start-up (see Settings.fault_kill_after_sign)
-        self._kill_after_sign = settings.fault_kill_after_sign
 
     # ---- start-up ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -543,11 +540,6 @@ class Signer:
         attempts = sender.new_attempts(s, self.account, chain_id=self.chain_id, txs=txs, max_fee=max_fee, tip=tip)
         link_submitted(s, [(call.jobs, tx, attempt) for (call, _), tx, attempt in zip(ready, txs, attempts)])
         s.commit()  # write-ahead: every signed attempt is on disk before any is broadcast
-        if self._kill_after_sign:
-            log.error("FAULT INJECTION (BLOCKPROOF_FAULT_KILL_AFTER_SIGN): exiting after the write-ahead commit of "
-                      "nonces %s, before broadcast", [tx.nonce for tx in txs])
-            logging.shutdown()
-            os._exit(86)
         outcomes = sender.broadcast_many(self.rpc, [a.raw for a in attempts])
         for (call, _), tx, attempt, (outcome, error) in zip(ready, txs, attempts, outcomes):
             sender.log_sent(tx, attempt, call.jobs, outcome)
