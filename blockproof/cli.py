@@ -27,6 +27,7 @@ def cmd_upload(args) -> int:
 
     from producers.console import (EXIT_ERROR, EXIT_USAGE, ProgressLine, print_upload_summary,
                                    upload_exit_code)
+    from blockproof.errors import ConfigurationError
     from producers.records import CsvFileError
     from producers.upload import commit, plan
 
@@ -53,6 +54,11 @@ def cmd_upload(args) -> int:
                                 else "nothing was written"))
         _json_error(args, "interrupted", report)
         return 130
+    except ConfigurationError as exc:  # a refusal of the settings: said whole, it names what to fix
+        progress.clear()
+        _err(f"error: {exc}")
+        _json_error(args, str(exc), report)
+        return EXIT_ERROR
     except Exception as exc:  # database, broker: say what happened, and how to finish the job
         progress.clear()
         _err(f"error: {exc.__class__.__name__}: {' '.join(str(exc).split())[:300]}")

@@ -4,9 +4,9 @@ every component that puts credentials on chain, a file:// URI, a loopback public
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,8 +15,7 @@ from blockproof.settings import PROJECT_ROOT, Settings
 from tests.harness import write_csv
 from web.app import create_app
 
-WEB = {"operator_password": "op-" + uuid.uuid4().hex[:8], "viewer_password": "vw-" + uuid.uuid4().hex[:8],
-       "web_secret": uuid.uuid4().hex * 2}
+WEB = {"web_secret": secrets.token_urlsafe(32)}
 FP = "0x" + "ab" * 32
 
 
@@ -55,13 +54,14 @@ def _run(command: list[str], env: dict) -> subprocess.CompletedProcess:
 def test_in_production_web_signer_and_upload_refuse_to_start_with_a_file_uri(tmp_path):
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}", "BLOCKPROOF_PRODUCTION": "true",
            "BLOCKPROOF_DOCUMENT_BASE_URI": (tmp_path / "documents").as_uri(),
-           "BLOCKPROOF_OPERATOR_PASSWORD": WEB["operator_password"], "BLOCKPROOF_VIEWER_PASSWORD": WEB["viewer_password"],
            "BLOCKPROOF_WEB_SECRET": WEB["web_secret"], "BLOCKPROOF_RPC_URL": "http://127.0.0.1:9",
-           "BLOCKPROOF_SIGNER_KEY": "0x" + "11" * 32}
+           # a remote signer: a plain key would be refused first (production takes no plain key)
+           "BLOCKPROOF_SIGNER_URL": "http://127.0.0.1:9", "BLOCKPROOF_SIGNER_ADDRESS": "0x" + "11" * 20}
     csv_path = write_csv(tmp_path / "graduates.csv", 2, seed=3)
     for command in (["web", "--port", "9"], ["signer"], ["upload", str(csv_path), "--no-chain-check"]):
         done = _run(command, env)
-        assert done.returncode == 1, (command, done.stderr[-2000:])
+        # the signer's refusals of its configuration exit 2, as for a malformed key
+        assert done.returncode == (2 if command == ["signer"] else 1), (command, done.stderr[-2000:])
         assert "BLOCKPROOF_DOCUMENT_BASE_URI is a file:// URI" in done.stderr, done.stderr[-2000:]
         assert "BLOCKPROOF_FINGERPRINT_SECRET_FILE" in done.stderr, "the missing secret is named in the same breath"
         assert "Traceback" not in done.stderr

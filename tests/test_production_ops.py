@@ -58,10 +58,10 @@ def test_a_pipeline_on_quorum_queues_issues_and_its_workers_report_alive(make_pi
 
 
 def test_secrets_are_read_from_files_in_blockproof_secrets_dir(tmp_path):
-    (tmp_path / "blockproof_operator_password").write_text("from-a-file\n")
+    (tmp_path / "blockproof_web_secret").write_text("from-a-file\n")
     (tmp_path / "database_url").write_text("postgresql+psycopg://blockproof@db/blockproof")
     code = ("from blockproof.settings import Settings; s = Settings(); "
-            "print(s.operator_password.get_secret_value(), s.database_url)")
+            "print(s.web_secret.get_secret_value(), s.database_url)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOCKPROOF_") and k != "DATABASE_URL"}
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env | {"BLOCKPROOF_SECRETS_DIR": str(tmp_path),
                          "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True, text=True, timeout=60)
