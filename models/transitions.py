@@ -44,9 +44,9 @@ class Moved(list):
     """The ids that moved, and in `skipped` those asked for that did not (their state could not reach the
     target, or another process moved them first): a caller can say why, nothing is silently dropped."""
 
-    def __init__(self, moved: list[int], skipped: list[int]):
+    def __init__(self, moved: Iterable[int] = (), skipped: Iterable[int] = ()):  # copyable (dataclasses.asdict)
         super().__init__(moved)
-        self.skipped = skipped
+        self.skipped = list(skipped)
 
 
 def transition_many(
