@@ -198,7 +198,12 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
-            with self.lock:
+            with self.lock:  # go_dark may have run while this pair was connecting: it must not slip through
+                if self.dark.is_set():
+                    self.refused += 1
+                    client.close()
+                    server.close()
+                    continue
                 self.sockets |= {client, server}
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -223,8 +228,8 @@ class TcpProxy:
                 self.sockets -= {src, dst}
 
     def go_dark(self) -> None:
-        self.dark.set()
         with self.lock:
+            self.dark.set()
             sockets = list(self.sockets)
         for sock in sockets:
             try:
