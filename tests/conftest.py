@@ -91,7 +91,10 @@ def make_pipeline(rabbitmq, tmp_path):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Slow runs that only wait on a chain start now, beside the rest of the suite (their tests collect them)."""
+    """Slow runs that only wait on a chain start now, beside the rest of the suite (their tests collect them).
+    Under pytest-xdist every worker collects every test: the worker that runs the test starts it instead."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     if any(item.nodeid.endswith("[1s-blocks]") and "test_seed_serial_estimates" in item.nodeid for item in items):
         from tests.test_seed_serial_estimates import start_in_background
 
