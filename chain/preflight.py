@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from eth_abi import encode
 
@@ -56,7 +56,7 @@ class Simulation:
 
 def simulate_many(rpc: Rpc, sender: str, to: str, datas: list[str], *, with_gas: bool) -> list[Simulation]:
     """eth_call (and eth_estimateGas) for each calldata, in one JSON-RPC batch round trip."""
-    calls: list[tuple[str, list]] = []
+    calls: list[tuple[str, list[Any]]] = []
     for data in datas:
         tx = {"from": sender, "to": to, "data": data}
         calls.append(("eth_call", [tx, "latest"]))
@@ -69,7 +69,7 @@ def simulate_many(rpc: Rpc, sender: str, to: str, datas: list[str], *, with_gas:
         call_reply = replies[i * step]
         gas_reply = replies[i * step + 1] if with_gas else None
         for reply in (call_reply, gas_reply):
-            if is_too_big(reply):  # a statement about the call's size, not its rows: the caller splits
+            if isinstance(reply, RpcError) and is_too_big(reply):  # a statement about the call's size, not its rows: the caller splits
                 raise reply
         if isinstance(call_reply, RpcError):
             if call_reply.code in (3, -32000, -32015) or "revert" in call_reply.message.lower():
