@@ -11,6 +11,7 @@ from chain.rpc import Rpc
 from contracts.artifacts import VAULT
 from contracts.deploy import transact, vault_contract
 from contracts.testing import ZERO_ADDRESS, VaultHarness, fp
+from tests.faults import RpcProxy
 
 pytestmark = pytest.mark.integration
 
@@ -48,10 +49,14 @@ def rows(devchain, labels, *, bad=()):
                             f"{label}.json", "", 0) for label in labels]
 
 
-def refused(v, groups):
-    rpc = Counting(v.chain.rpc_url)
+def alone(v, item):
+    return codec.issue_single(v.env.institution_address, BASE, item)
+
+
+def refused(v, groups, url=None):
+    rpc = Counting(url or v.chain.rpc_url)
     out = refused_rows(rpc, v.env.signer_address, v.env.vault_address, groups,
-                       alone=lambda item: codec.issue_single(v.env.institution_address, BASE, item))
+                       alone=lambda item: alone(v, item))
     return out, rpc.eth_calls
 
 
@@ -87,3 +92,13 @@ def test_a_condition_of_the_contract_refuses_no_row(devchain, v):
     transact(v.w3, vault_contract(v.w3, v.env.vault_address).functions.setPaused(True), v.env.admin_key)
     items = rows(devchain, "abc", bad="b")
     assert refused(v, [batch(v, items), Group(items)])[0] == []
+
+
+def test_a_batch_too_big_for_the_node_to_simulate_has_its_rows_simulated_one_by_one(devchain, v):
+    items = rows(devchain, "abcd", bad="b")
+    with RpcProxy(v.chain.rpc_url) as proxy:
+        proxy.too_big("eth_call", over_bytes=max(len(alone(v, item)) for item in items), message="EVM error OutOfGas")
+        out, calls = refused(v, [batch(v, items)], url=proxy.url)
+        assert proxy.oversize_answered == 1
+    assert [(item, revert.code) for item, revert in out] == [(items[1], "InvalidStudentWallet")]
+    assert calls == 1 + len(items)
