@@ -4,8 +4,12 @@ only, never logged, stored or shown: messages name the file, never its contents)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blockproof.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from blockproof.settings import Settings
 
 MIN_SECRET_BYTES = 32
 
@@ -23,7 +27,7 @@ def read_secret(path: Path) -> bytes:
     return secret
 
 
-def refuse_unfit_for_production(settings) -> None:
+def refuse_unfit_for_production(settings: Settings) -> None:
     """ConfigurationError, at the start of whatever would put credentials on chain, when production mode lacks what
     cannot be fixed afterwards: permanent URIs that work (no file://) and private fingerprints."""
     if not settings.production:
@@ -37,7 +41,7 @@ def refuse_unfit_for_production(settings) -> None:
         raise ConfigurationError("production mode: refusing to start: " + "; ".join(problems))
 
 
-def fingerprint_secret(settings) -> bytes | None:
+def fingerprint_secret(settings: Settings) -> bytes | None:
     """The institution's secret, or None for plain (version 1) fingerprints, which production refuses."""
     if settings.fingerprint_secret_file:
         return read_secret(settings.fingerprint_secret_file)

@@ -14,6 +14,7 @@ import getpass
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
@@ -22,6 +23,11 @@ from hexbytes import HexBytes
 
 from blockproof.errors import ConfigurationError, RpcError
 from chain.rpc import Rpc
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from blockproof.settings import SignerSettings
 
 SAFE_OPTIONS = ("an encrypted keystore (BLOCKPROOF_SIGNER_KEYSTORE with BLOCKPROOF_SIGNER_PASSWORD_FILE; "
                 "`blockproof key new` or `blockproof key import` makes one) or a remote signer "
@@ -40,15 +46,15 @@ class RemoteSigner:
     def __init__(self, url: str, address: str, *, timeout: float = 10.0):
         self.rpc, self.address = Rpc(url, timeout), to_checksum_address(address)
 
-    def _request(self, tx: dict) -> dict:
+    def _request(self, tx: dict[str, Any]) -> dict[str, Any]:
         return {"from": self.address, "to": tx["to"], "data": tx["data"], "value": hex(tx["value"]),
                 "nonce": hex(tx["nonce"]), "gas": hex(tx["gas"]), "maxFeePerGas": hex(tx["maxFeePerGas"]),
                 "maxPriorityFeePerGas": hex(tx["maxPriorityFeePerGas"]), "chainId": hex(tx["chainId"]), "type": "0x2"}
 
-    def sign_transaction(self, tx: dict) -> Signed:
+    def sign_transaction(self, tx: dict[str, Any]) -> Signed:
         return self.sign_many([tx])[0]
 
-    def sign_many(self, txs: list[dict]) -> list[Signed]:
+    def sign_many(self, txs: list[dict[str, Any]]) -> list[Signed]:
         """Pipelined: every request in one JSON-RPC batch round trip."""
         replies = self.rpc.batch([("eth_signTransaction", [self._request(tx)]) for tx in txs])
         out = []
@@ -60,7 +66,7 @@ class RemoteSigner:
         return out
 
 
-def checked(raw: bytes, tx: dict, address: str) -> Signed:
+def checked(raw: bytes, tx: dict[str, Any], address: str) -> Signed:
     """The remote signer's bytes, only if they are what was asked for, signed by the expected key."""
     sender = Account.recover_transaction(raw)
     if sender.lower() != address.lower():
@@ -77,21 +83,22 @@ def checked(raw: bytes, tx: dict, address: str) -> Signed:
     return Signed(raw, keccak(raw))
 
 
-def read_password(settings) -> str:
+def read_password(settings: SignerSettings) -> str:
     if settings.signer_password_file:
         return Path(settings.signer_password_file).read_text().rstrip("\n")
     return getpass.getpass(f"password of {settings.signer_keystore}: ")
 
 
-def from_keystore(path: str, password: str):
+def from_keystore(path: str, password: str) -> LocalAccount:
     try:
         key = Account.decrypt(json.loads(Path(path).read_text()), password)
     except (OSError, ValueError) as exc:
         raise ConfigurationError(f"cannot open the keystore {path}: {str(exc).splitlines()[0][:120]}") from None
-    return Account.from_key(key)
+    account: LocalAccount = Account.from_key(key)
+    return account
 
 
-def load(settings):
+def load(settings: SignerSettings) -> LocalAccount | RemoteSigner:
     """The configured backend; a plain key only outside production."""
     from blockproof.settings import signer_private_key
 
@@ -103,4 +110,5 @@ def load(settings):
         return RemoteSigner(settings.signer_url, settings.signer_address, timeout=settings.rpc_timeout_seconds)
     if settings.production:
         raise ConfigurationError(f"a plain BLOCKPROOF_SIGNER_KEY is refused in production; use {SAFE_OPTIONS}")
-    return Account.from_key(signer_private_key(settings))
+    account: LocalAccount = Account.from_key(signer_private_key(settings))
+    return account

@@ -16,11 +16,14 @@ import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import requests
 
 from blockproof.errors import ConfigurationError, RpcError, RpcUnavailable
+
+if TYPE_CHECKING:
+    from blockproof.settings import Settings
 
 RATE_LIMIT_DEFAULT_SECONDS = 1.0  # a 429 without Retry-After
 RATE_LIMIT_MAX_SECONDS = 60.0
@@ -119,7 +122,7 @@ class Rpc:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_settings(cls, settings, timeout: float | None = None) -> "Rpc":
+    def for_settings(cls, settings: Settings, timeout: float | None = None) -> "Rpc":
         """The endpoints, timeout and expected chain of the settings."""
         urls = split_urls(getattr(settings, "rpc_urls", "") or "") or [settings.rpc_url]
         return cls(urls, settings.rpc_timeout_seconds if timeout is None else timeout,
@@ -137,7 +140,7 @@ class Rpc:
         return session
 
     # ---- one HTTP exchange with one endpoint --------------------------------------------
-    def _exchange(self, endpoint: Endpoint, payload):
+    def _exchange(self, endpoint: Endpoint, payload: Any) -> Any:
         started = self.clock()
         try:
             response = self._session.post(endpoint.url, json=payload, timeout=self.timeout)
@@ -176,7 +179,7 @@ class Rpc:
         with _checked_lock:
             _checked_at[key] = self.clock()
 
-    def _post(self, payload):
+    def _post(self, payload: Any) -> Any:
         """Send to the best endpoint; on failure or rate limit, to the next one. Raises the last failure when
         every endpoint failed in this round."""
         tried: set[int] = set()
@@ -186,7 +189,7 @@ class Rpc:
                 index, wait = pick_endpoint([e if i not in tried else _TRIED for i, e in enumerate(self.endpoints)],
                                             self.clock())
             if index is None:
-                if tried:
+                if last is not None:  # set with each endpoint tried
                     raise last
                 if wait > self.max_wait:
                     raise RateLimited(f"every RPC endpoint is rate-limited or failing for {wait:.0f} s more", wait)
@@ -217,14 +220,14 @@ class Rpc:
             endpoint.not_before = self.clock() + min(FAILURE_COOLDOWN_SECONDS * 2 ** (endpoint.failures - 1),
                                                      FAILURE_COOLDOWN_MAX_SECONDS)
 
-    def health(self) -> list[dict]:
+    def health(self) -> list[dict[str, Any]]:
         """Per endpoint, for status and metrics (URLs without their path, which may hold a key)."""
         now = self.clock()
         return [{"endpoint": e.label, "healthy": e.not_before <= now and not e.failures, "errors": e.errors,
                  "successes": e.successes, "latency_ms": round(e.latency * 1000, 1)} for e in self.endpoints]
 
     @staticmethod
-    def _unwrap(method: str, reply: dict) -> Any:
+    def _unwrap(method: str, reply: dict[str, Any]) -> Any:
         if "error" in reply and reply["error"] is not None:
             err = reply["error"]
             if "chain id" in str(err.get("message", "")).lower():  # e.g. "invalid chain id for signer"
@@ -232,13 +235,13 @@ class Rpc:
             raise RpcError(err.get("code", 0), err.get("message", ""), err.get("data"), method)
         return reply.get("result")
 
-    def call(self, method: str, *params) -> Any:
+    def call(self, method: str, *params: Any) -> Any:
         reply = self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)})
         if isinstance(reply, list):  # some proxies always batch
             reply = reply[0]
         return self._unwrap(method, reply)
 
-    def batch(self, calls: Sequence[tuple[str, list]]) -> list[Any | RpcError]:
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any | RpcError]:
         """Many requests in one HTTP round trip; each result is a value or an RpcError (not raised)."""
         if not calls:
             return []
@@ -271,9 +274,10 @@ class Rpc:
     def balance(self, address: str) -> int:
         return int(self.call("eth_getBalance", address, "latest"), 16)
 
-    def get_block(self, number: int | str, full: bool = False) -> dict | None:
+    def get_block(self, number: int | str, full: bool = False) -> dict[str, Any] | None:
         tag = hex(number) if isinstance(number, int) else number
-        return self.call("eth_getBlockByNumber", tag, full)
+        block: dict[str, Any] | None = self.call("eth_getBlockByNumber", tag, full)
+        return block
 
 
 _TRIED = Endpoint("", not_before=float("inf"))  # stands in for an endpoint already tried in this round

@@ -5,6 +5,7 @@ Written against the interface's ABI signatures (docs/contract.md), so it works w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
@@ -41,7 +42,7 @@ def _types(signature: str) -> list[str]:
     return out
 
 
-def calldata(signature: str, *args) -> str:
+def calldata(signature: str, *args: Any) -> str:
     return "0x" + (selector(signature) + encode(_types(signature), list(args))).hex()
 
 
@@ -108,7 +109,7 @@ def _addr(topic: str) -> str:
     return to_checksum_address("0x" + topic[-40:])
 
 
-def decode_issued(log: dict) -> dict:
+def decode_issued(log: dict[str, Any]) -> dict[str, Any]:
     fingerprint, meta, payload, expires = decode(
         ["bytes32", "string", "string", "uint64"], bytes.fromhex(log["data"][2:])
     )
@@ -123,7 +124,7 @@ def decode_issued(log: dict) -> dict:
     }
 
 
-def decode_revoked(log: dict) -> dict:
+def decode_revoked(log: dict[str, Any]) -> dict[str, Any]:
     reason, revoked_at = decode(["bytes32", "uint64"], bytes.fromhex(log["data"][2:]))
     return {
         "credential_id": int(log["topics"][1], 16),

@@ -7,8 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_account import Account
+from eth_typing import HexStr
 from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 from web3 import Web3
+from web3.contract import Contract
+from web3.types import TxReceipt
 
 from contracts.artifacts import BATCH_INTERFACE_ID, VAULT, load_artifact
 
@@ -21,24 +25,24 @@ class TransactionFailed(RuntimeError):
     """A mined transaction had status 0."""
 
 
-def vault_contract(w3: Web3, vault_address: str, artifact_name: str = VAULT):
+def vault_contract(w3: Web3, vault_address: str, artifact_name: str = VAULT) -> Contract:
     """A web3 contract object for a deployed vault."""
     return w3.eth.contract(address=to_checksum_address(vault_address), abi=load_artifact(artifact_name).abi)
 
 
-def _sign_and_send(w3: Web3, tx: dict[str, Any], key: str) -> bytes:
+def _sign_and_send(w3: Web3, tx: dict[str, Any], key: str) -> HexBytes:
     signed = Account.sign_transaction(tx, key)
     return w3.eth.send_raw_transaction(signed.raw_transaction)
 
 
-def _wait(w3: Web3, tx_hash: bytes, what: str):
+def _wait(w3: Web3, tx_hash: HexBytes, what: str) -> TxReceipt:
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT)
     if receipt["status"] != 1:
         raise TransactionFailed(f"{what} failed in tx {tx_hash.hex()}")
     return receipt
 
 
-def send_call(w3: Web3, fn: Any, key: str, *, nonce: int | None = None, gas: int | None = None) -> bytes:
+def send_call(w3: Web3, fn: Any, key: str, *, nonce: int | None = None, gas: int | None = None) -> HexBytes:
     """Build (estimating gas unless given), sign and send a contract call; returns the tx hash.
 
     Estimation reverts raise web3's ContractCustomError: decode it with
@@ -53,7 +57,7 @@ def send_call(w3: Web3, fn: Any, key: str, *, nonce: int | None = None, gas: int
     return _sign_and_send(w3, tx, key)
 
 
-def transact(w3: Web3, fn: Any, key: str, *, gas: int | None = None, check: bool = True):
+def transact(w3: Web3, fn: Any, key: str, *, gas: int | None = None, check: bool = True) -> TxReceipt:
     """send_call and wait for the receipt; raises TransactionFailed on status 0 when ``check``."""
     tx_hash = send_call(w3, fn, key, gas=gas)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT)
@@ -71,6 +75,8 @@ def deploy_vault(w3: Web3, deployer_key: str, artifact_name: str = VAULT) -> str
         {"from": deployer, "nonce": w3.eth.get_transaction_count(deployer, "pending"), "chainId": w3.eth.chain_id}
     )
     receipt = _wait(w3, _sign_and_send(w3, tx, deployer_key), f"deploying {artifact_name}")
+    if receipt["contractAddress"] is None:
+        raise TransactionFailed(f"deploying {artifact_name}: the receipt names no contract address")
     address = to_checksum_address(receipt["contractAddress"])
     log.info("deployed %s at %s (gas %s)", artifact_name, address, receipt["gasUsed"])
     return address
@@ -93,8 +99,8 @@ def configure_institution(
     vault = vault_contract(w3, vault_address, artifact_name)
     admin = Account.from_key(admin_key).address
     institution = to_checksum_address(institution)
-    nonce = w3.eth.get_transaction_count(admin, "pending")
-    pending: list[tuple[bytes, str]] = []
+    nonce: int = w3.eth.get_transaction_count(admin, "pending")
+    pending: list[tuple[HexBytes, str]] = []
 
     def send(fn: Any, what: str, gas: int | None = None) -> None:
         nonlocal nonce
@@ -125,7 +131,7 @@ def has_batch_extension(w3: Web3, vault_address: str) -> bool:
     """
     data = "0x01ffc9a7" + BATCH_INTERFACE_ID.hex().ljust(64, "0")
     try:
-        result = w3.eth.call({"to": to_checksum_address(vault_address), "data": data})
+        result = w3.eth.call({"to": to_checksum_address(vault_address), "data": HexStr(data)})
     except Exception:  # ContractLogicError, Web3RPCError, ...: no such function
         return False
     return len(result) >= 32 and int.from_bytes(result[:32], "big") == 1

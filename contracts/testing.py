@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from web3.exceptions import ContractLogicError
+from web3.types import TxReceipt
 
 from blockproof.devchain import DevChain, DevEnvironment
 from contracts.deploy import transact, vault_contract
@@ -36,10 +37,10 @@ class VaultHarness:
         self.f = self.contract.functions
 
     # ------------------------------------------------------------- txs
-    def tx(self, fn: Any, key: str | None = None, gas: int | None = None):
+    def tx(self, fn: Any, key: str | None = None, gas: int | None = None) -> TxReceipt:
         return transact(self.w3, fn, key or self.env.signer_key, gas=gas)
 
-    def events(self, receipt, name: str) -> list[dict]:
+    def events(self, receipt: TxReceipt, name: str) -> list[dict[str, Any]]:
         from web3.logs import DISCARD
 
         return [dict(e.args) for e in getattr(self.contract.events, name)().process_receipt(receipt, errors=DISCARD)]
@@ -55,17 +56,17 @@ class VaultHarness:
             return err
         raise RevertExpected(f"{fn.fn_name} did not revert")
 
-    def block_timestamp(self, receipt=None) -> int:
+    def block_timestamp(self, receipt: TxReceipt | None = None) -> int:
         block = self.w3.eth.get_block(receipt["blockNumber"] if receipt else "latest")
-        return block["timestamp"]
+        return int(block["timestamp"])
 
     # ------------------------------------------------------------- issuing
     def request(self, student: str, fingerprint: bytes, meta: str = "", payload: str = "", expires_at: int = 0,
-                institution: str | None = None) -> tuple:
+                institution: str | None = None) -> tuple[str, str, bytes, str, str, int]:
         return (institution or self.env.institution_address, student, fingerprint, meta, payload, expires_at)
 
     def issue(self, student: str, fingerprint: bytes, meta: str = "", payload: str = "", expires_at: int = 0,
               key: str | None = None, institution: str | None = None) -> int:
         receipt = self.tx(self.f.issueCredential(self.request(student, fingerprint, meta, payload, expires_at,
                                                               institution)), key)
-        return self.events(receipt, "CredentialIssued")[0]["credentialId"]
+        return int(self.events(receipt, "CredentialIssued")[0]["credentialId"])

@@ -15,14 +15,19 @@ republishers, or one and a re-upload, do not both publish the same slice.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, select, update
+from sqlalchemy.engine import Engine
 
 from blockproof.settings import Settings
 from models.db import session_scope
 from models.states import JobState, utcnow
 from models.tables import Job
 from models.transitions import transition_many
+
+if TYPE_CHECKING:
+    from blockproof.publishing import Publisher
 
 SLICE = 5_000
 REASON = "published again: the upload that wrote it stopped before publishing it"
@@ -38,7 +43,7 @@ def check_interval(stalled_upload_seconds: float) -> float:
     return max(0.5, min(60.0, stalled_upload_seconds / 2))
 
 
-def _claim(engine, cutoff: datetime, now: datetime, batch_id: int | None) -> list[int]:
+def _claim(engine: Engine, cutoff: datetime, now: datetime, batch_id: int | None) -> list[int]:
     """Up to SLICE stalled jobs, claimed by moving their updated_at: only this caller publishes them."""
     stalled = and_(Job.state == JobState.VALIDATED.value, Job.updated_at < cutoff)
     if batch_id is not None:
@@ -51,14 +56,16 @@ def _claim(engine, cutoff: datetime, now: datetime, batch_id: int | None) -> lis
                                 .returning(Job.id).execution_options(synchronize_session=False)).scalars())
 
 
-def republish_stalled(*, settings: Settings, engine, publish=None, now: datetime | None = None,
+def republish_stalled(*, settings: Settings, engine: Engine, publish: Publisher | None = None, now: datetime | None = None,
                       older_than_seconds: float | None = None, batch_id: int | None = None) -> int:
     """Publish every job still ``validated`` whose last change is older than the threshold (default
     ``settings.stalled_upload_seconds``), marking each published slice ``queued``. Returns how many were
     published. A failure to publish leaves the claimed jobs ``validated``; they are tried again one
     threshold later."""
     if publish is None:
-        from blockproof.publishing import publish
+        from blockproof.publishing import publish as registered
+
+        publish = registered
     now = now or utcnow()
     threshold = settings.stalled_upload_seconds if older_than_seconds is None else older_than_seconds
     cutoff = stalled_since(now, threshold)

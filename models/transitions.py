@@ -1,9 +1,10 @@
 """Moving jobs between states: every change checked against models.states.ALLOWED and recorded."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlmodel import Session
 
 from models.states import (ALLOWED, ATTEMPT_ALLOWED, TX_ALLOWED, AttemptStatus, JobState, TxStatus, check_move,
@@ -16,7 +17,7 @@ def sources_of(target: JobState) -> list[str]:
     return [s.value for s, targets in ALLOWED.items() if target in targets]
 
 
-def transition(session: Session, job: Job, target: JobState, reason: str = "", **fields) -> None:
+def transition(session: Session, job: Job, target: JobState, reason: str = "", **fields: Any) -> None:
     """Move one loaded job; raises IllegalTransition when the table forbids it."""
     check_transition(JobState(job.state), target)
     session.add(JobTransition(job_id=job.id, from_state=job.state, to_state=target.value, reason=reason))
@@ -34,13 +35,14 @@ def _allowed_sources(target: JobState, only_from: Iterable[JobState] | None) -> 
     return allowed
 
 
-def _record(session: Session, moved: list[int], before: dict[int, str], target: JobState, reason: str, now) -> None:
+def _record(session: Session, moved: list[int], before: dict[int, str], target: JobState, reason: str,
+            now: datetime) -> None:
     if moved:
         session.execute(insert(JobTransition), [
             {"job_id": i, "from_state": before[i], "to_state": target.value, "reason": reason, "at": now} for i in moved])
 
 
-class Moved(list):
+class Moved(list[int]):
     """The ids that moved, and in `skipped` those asked for that did not (their state could not reach the
     target, or another process moved them first): a caller can say why, nothing is silently dropped."""
 
@@ -56,7 +58,7 @@ def transition_many(
     reason: str = "",
     *,
     only_from: Iterable[JobState] | None = None,
-    **fields,
+    **fields: Any,
 ) -> Moved:
     """Move many jobs at once; jobs whose current state cannot reach `target` are left alone (`.skipped`).
 
@@ -68,7 +70,7 @@ def transition_many(
     now = utcnow()
     for start in range(0, len(job_ids), IN_LIST_CHUNK):
         chunk = list(job_ids[start : start + IN_LIST_CHUNK])
-        before = dict(session.execute(select(Job.id, Job.state).where(Job.id.in_(chunk), Job.state.in_(allowed))).all())
+        before: dict[int, str] = dict(session.execute(select(Job.id, Job.state).where(Job.id.in_(chunk), Job.state.in_(allowed))).all())
         if not before:
             continue
         changed = list(session.execute(
@@ -81,8 +83,8 @@ def transition_many(
     return Moved(moved, [i for i in job_ids if i not in done])
 
 
-def transition_where(session: Session, condition, target: JobState, reason: str = "", *,
-                     only_from: Iterable[JobState] | None = None, **fields) -> int:
+def transition_where(session: Session, condition: ColumnElement[bool], target: JobState, reason: str = "", *,
+                     only_from: Iterable[JobState] | None = None, **fields: Any) -> int:
     """Set-based transition of every job matching `condition` (no id lists; for whole slices of a batch).
     Returns how many jobs moved."""
     from sqlalchemy import and_
@@ -90,7 +92,7 @@ def transition_where(session: Session, condition, target: JobState, reason: str 
     allowed = _allowed_sources(target, only_from)
     where = and_(condition, Job.state.in_(allowed))
     now = utcnow()
-    before = dict(session.execute(select(Job.id, Job.state).where(where)).all())
+    before: dict[int, str] = dict(session.execute(select(Job.id, Job.state).where(where)).all())
     changed = list(session.execute(
         update(Job).where(where).values(state=target.value, updated_at=now, **fields).returning(Job.id)
         .execution_options(synchronize_session=False)).scalars())
@@ -113,7 +115,7 @@ def claim_ready(session: Session, job_ids: Sequence[int]) -> set[int]:
     return claimed
 
 
-def link_submitted(session: Session, signed: list[tuple[list[Job], object, object]]) -> None:
+def link_submitted(session: Session, signed: list[tuple[list[Job], ChainTransaction, TxAttempt]]) -> None:
     """Tie claimed jobs to their freshly signed transactions: one executemany UPDATE and one history INSERT
     for all of them, whatever the number of transactions (one per job on a contract without batch calls)."""
     from sqlalchemy import bindparam

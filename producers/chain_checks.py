@@ -20,9 +20,10 @@ CALLS_PER_REQUEST = 1000
 
 
 # Runtime code of producers/contracts/FingerprintProbe.sol (solc 0.8.37, evmVersion cancun, optimizer 200 runs,
-# metadata.bytecodeHash "none"; tests/test_upload_chain_checks.py recompiles it and compares). It is never
-# deployed: eth_call places it at PROBE_ADDRESS with a state override (geth, Anvil, Erigon, Nethermind and
-# the large providers support the third eth_call parameter), so one call answers for PROBE_CHUNK fingerprints.
+# metadata.bytecodeHash "none"; tests/test_fingerprint_probe.py recompiles it with compile_probe.mjs beside it and
+# compares). It is never deployed: eth_call places it at PROBE_ADDRESS with a state override (geth, Anvil, Erigon,
+# Nethermind and the large providers support the third eth_call parameter), so one call answers for PROBE_CHUNK
+# fingerprints.
 PROBE_RUNTIME = (
     "608060405234801561000f575f5ffd5b5060043610610029575f3560e01c80631416ea8a1461002d575b5f5ffd5b61004061"
     "003b3660046101d9565b610056565b60405161004d9190610267565b60405180910390f35b60608167ffffffffffffffff81"

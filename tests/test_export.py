@@ -17,6 +17,7 @@ import time
 import zipfile
 
 import pytest
+import rfc8785
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
@@ -24,7 +25,7 @@ from sqlmodel import Session
 from chain import vault
 from blockproof.settings import PROJECT_ROOT, Settings
 from models.tables import CredentialEvent, Job
-from producers.canonical import canonical_json, fingerprint
+from producers.canonical import fingerprint
 from producers.error_report import restore
 from producers.export import COLUMNS, _Sink, document_name, result_row
 from producers.revocations import RevocationRequest, revoke
@@ -156,7 +157,7 @@ def test_the_exported_csv_and_zip_agree_row_by_row_with_the_chain_events(issued,
     for name in names:
         body = archive.read(name)
         document = json.loads(body)
-        assert body == canonical_json(document), "the document is kept in its canonical bytes"
+        assert body == rfc8785.dumps(document), "the document is kept in its canonical bytes"
         fp = fingerprint(document)
         assert fp in events, f"{name}: its document is not the one on chain"
         if name.startswith("S-42"):

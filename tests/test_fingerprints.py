@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import rfc8785
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -16,7 +17,7 @@ from blockproof.errors import ConfigurationError
 from blockproof.settings import PROJECT_ROOT, Settings
 from blockproof.verify import credential_status
 from models.tables import Job
-from producers.canonical import canonical_json, credential_document, fingerprint
+from producers.canonical import credential_document, fingerprint
 from blockproof.production import fingerprint_secret, read_secret
 from producers.salt import salt
 from producers.upload import commit, plan
@@ -36,7 +37,7 @@ def test_the_salt_is_the_same_for_the_same_row_and_secret_so_a_re_upload_keeps_i
     doc = credential_document(**ROW, secret=SECRET_A)
     assert doc["version"] == 2 and re.fullmatch(r"0x[0-9a-f]{64}", doc["salt"])
     unsalted = {k: v for k, v in doc.items() if k != "salt"}
-    assert doc["salt"] == salt(SECRET_A, canonical_json(unsalted))
+    assert doc["salt"] == salt(SECRET_A, rfc8785.dumps(unsalted))
 
 
 def test_another_secret_gives_another_salt_and_fingerprint_and_neither_is_the_plain_one():
@@ -61,14 +62,14 @@ def test_validation_builds_the_same_version_2_documents_as_credential_document(t
                                   student_name=row.student_name, student_wallet=row.student_wallet, degree=row.degree,
                                   major=row.major, graduation_date=row.graduation_date, expires_at=row.expires_at,
                                   secret=SECRET_A)
-        assert row.document == canonical_json(doc).decode() and row.fingerprint == fingerprint(doc)
+        assert row.document == rfc8785.dumps(doc).decode() and row.fingerprint == fingerprint(doc)
 
 
 def test_the_worked_example_in_docs_fingerprints_md_is_what_the_code_computes():
     secret = re.search(r"Secret \(the file's bytes\): `([^`]+)`", SPEC).group(1).encode()
     doc = credential_document(**ROW, secret=secret)
-    assert doc["salt"] in SPEC and fingerprint(doc) in SPEC and canonical_json(doc).decode() in SPEC
-    assert canonical_json({k: v for k, v in doc.items() if k != "salt"}).decode() in SPEC
+    assert doc["salt"] in SPEC and fingerprint(doc) in SPEC and rfc8785.dumps(doc).decode() in SPEC
+    assert rfc8785.dumps({k: v for k, v in doc.items() if k != "salt"}).decode() in SPEC
 
 
 def test_the_secret_file_is_read_without_its_trailing_newline_and_a_short_or_missing_one_is_refused(tmp_path):

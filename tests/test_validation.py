@@ -6,9 +6,10 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+import rfc8785
 
 from examples.generate import generate
-from producers.canonical import canonical_json, credential_document, fingerprint
+from producers.canonical import credential_document, fingerprint
 from producers.records import CsvFileError, RowError
 from producers.validation import ROW_COLUMNS, DateReadings, iter_validated_chunks, validate_file
 
@@ -209,7 +210,7 @@ def test_valid_rows_carry_document_and_fingerprint():
                                   student_name=row.student_name, student_wallet=row.student_wallet,
                                   degree=row.degree, major=row.major, graduation_date=row.graduation_date,
                                   expires_at=row.expires_at)
-        assert row.document == canonical_json(doc).decode("utf-8")
+        assert row.document == rfc8785.dumps(doc).decode("utf-8")
         assert row.fingerprint == fingerprint(doc)
     assert rows["expires_at"].tolist() == [1893456000, 0]
     assert str(rows["line"].dtype) == "int64" and str(rows["expires_at"].dtype) == "int64"

@@ -88,3 +88,17 @@ def test_a_page_cursor_too_large_for_an_id_is_a_bad_request_that_says_the_limit(
 def test_retrying_job_ids_too_large_for_the_database_is_a_bad_request(client):
     r = client.post("/api/jobs/retry", auth=OP, json={"job_ids": [1, 2**40]})
     assert r.status_code == 422 and "2147483647" in r.text
+
+
+def test_the_pages_show_the_error_page_with_the_reason_for_a_batch_signer_or_upload_that_does_not_exist(client):
+    signer = "0x" + "00" * 20
+    for path, data, reason in [
+            ("/batches/4242/pause", None, "batch 4242 does not exist"),
+            ("/batches/4242/resume", None, "batch 4242 does not exist"),
+            ("/batches/4242/retry-failed", {"expected_count": "1"}, "batch 4242 does not exist"),
+            (f"/signers/{signer}/pause", None, f"signer {signer} is not known"),
+            (f"/signers/{signer}/resume", None, f"signer {signer} is not known"),
+            ("/upload/" + "y" * 32 + "/commit", None, "upload " + "y" * 32 + " does not exist")]:
+        r = client.post(path, auth=OP, data=data, follow_redirects=False)
+        assert r.status_code == 404 and "text/html" in r.headers["content-type"], (path, r.status_code, r.text[:200])
+        assert reason in r.text, (path, r.text[:400])

@@ -144,8 +144,6 @@ def retry_failed(request: Request, batch_id: int, user: Operator, expected_count
     try:
         result = actions.retry_failed_in_batch(batch_id, **api._ctx(request), actor=user.name,
                                                expected_count=expected_count)
-    except actions.NotFound as exc:
-        raise HTTPException(404, str(exc))
     except actions.Conflict as exc:
         _flash(request, str(exc), "error")
         return RedirectResponse(f"/batches/{batch_id}/retry-failed", 303)
@@ -191,10 +189,7 @@ def resume_batch(request: Request, batch_id: int, user: Operator):
 
 
 def _set_batch(request: Request, batch_id: int, paused: bool, user):
-    try:
-        actions.set_batch_paused(batch_id, paused, engine=request.app.state.engine, actor=user.name)
-    except actions.NotFound as exc:
-        raise HTTPException(404, str(exc))
+    actions.set_batch_paused(batch_id, paused, engine=request.app.state.engine, actor=user.name)
     _flash(request, f"Batch {batch_id} {'paused: the signer takes none of its jobs' if paused else 'resumed'}.")
     return RedirectResponse(f"/batches/{batch_id}", 303)
 
@@ -354,10 +349,7 @@ def resume_signer(request: Request, address: str, user: Operator):
 
 
 def _set_signer(request: Request, address: str, paused: bool, user):
-    try:
-        actions.set_signer_paused(address, paused, engine=request.app.state.engine, actor=user.name)
-    except actions.NotFound as exc:
-        raise HTTPException(404, str(exc))
+    actions.set_signer_paused(address, paused, engine=request.app.state.engine, actor=user.name)
     _flash(request, "Issuance paused: nothing new is signed until you resume." if paused else "Issuance resumed.")
     return RedirectResponse("/", 303)
 
@@ -390,14 +382,9 @@ def upload_errors(request: Request, token: str, user: Viewer):
 @router.post("/upload/{token}/commit")
 def upload_commit(request: Request, token: str, user: Operator,
                   reject_on_invalid: Annotated[str, Form()] = "", queue_while_blocked: Annotated[str, Form()] = ""):
-    try:
-        view = actions.commit_upload(request.app.state.uploads, token, **api._ctx(request), actor=user.name,
-                                     reject_on_invalid=reject_on_invalid == "yes",
-                                     queue_while_blocked=queue_while_blocked == "yes")
-    except actions.NotFound as exc:
-        raise HTTPException(404, str(exc))
-    except actions.Conflict as exc:
-        raise HTTPException(409, str(exc))
+    view = actions.commit_upload(request.app.state.uploads, token, **api._ctx(request), actor=user.name,
+                                 reject_on_invalid=reject_on_invalid == "yes",
+                                 queue_while_blocked=queue_while_blocked == "yes")
     done = view["committed"]
     again = f" {done['requeued']} earlier rows queued again." if done.get("requeued") else ""
     if done["batch_id"]:

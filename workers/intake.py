@@ -21,7 +21,7 @@ from models.tables import Batch, Job
 from models.transitions import transition_many
 from models.recovery import check_interval, republish_stalled
 from workers.signer import already_issued, packer
-from chain.preflight import ALREADY_ISSUED, Revert, has_batch_extension, simulate_many, skipped_rows
+from chain.preflight import ALREADY_ISSUED, Group, Revert, has_batch_extension, refused_rows
 
 log = logging.getLogger("blockproof.intake")
 PREFLIGHT_BATCH = 50
@@ -47,35 +47,23 @@ def _batch_extension(rpc: Rpc, vault: str) -> bool:
 
 def preflight(rpc: Rpc, sender: str, vault: str, jobs: list[Job], base_uris: dict[int, str], *,
               batch_extension: bool) -> dict[int, Revert]:
-    """Jobs the contract would refuse for the row's own sake, with the decoded reason. A condition of the
-    contract or the signer (paused, not a controller, …) is not a row's fault: those jobs pass, and the
-    signer holds issuance until the condition clears. With our batch call, one eth_call covers a whole
-    group of rows; only when it reverts are the rows simulated one by one."""
-    bad: dict[int, Revert] = {}
-    singles: list[Job] = []
-    groups: dict[tuple, list[Job]] = {}
+    """Jobs the contract would refuse for the row's own sake, by id, with the decoded reason (see
+    chain.preflight.refused_rows). With our batch call, a batch's and institution's issue jobs are simulated
+    together, PREFLIGHT_BATCH rows a call; everything else row by row."""
+    singles: list[Group[Job]] = []
+    batches: dict[tuple, list[Job]] = {}
     for job in jobs:
         if batch_extension and job.kind == JobKind.ISSUE.value:
-            groups.setdefault((job.batch_id, job.institution), []).append(job)
+            batches.setdefault((job.batch_id, job.institution), []).append(job)
         else:
-            singles.append(job)
+            singles.append(Group([job]))
     # each simulated call stays far below the node's call gas cap
-    calls = [packer.build_call(group[i : i + PREFLIGHT_BATCH], base_uris[group[0].batch_id], batch_extension=True)
-             for group in groups.values() for i in range(0, len(group), PREFLIGHT_BATCH)]
-    try:
-        sims = simulate_many(rpc, sender, vault, [c.data for c in calls], with_gas=False)
-    except RpcError:  # e.g. out of gas under a node's call cap: simulate the rows one by one instead
-        sims = [None] * len(calls)
-    for call, sim in zip(calls, sims):
-        if sim is not None and sim.ok:
-            bad.update({call.jobs[i].id: ALREADY_ISSUED for i in skipped_rows(sim.result)})
-        elif sim is None or not sim.revert.is_condition:
-            singles.extend(call.jobs)
-    calls = [packer.build_call([j], base_uris[j.batch_id], batch_extension=False) for j in singles]
-    for call, sim in zip(calls, simulate_many(rpc, sender, vault, [c.data for c in calls], with_gas=False)):
-        if not sim.ok and not sim.revert.is_condition:
-            bad[call.jobs[0].id] = sim.revert
-    return bad
+    chunks = [rows[i : i + PREFLIGHT_BATCH] for rows in batches.values() for i in range(0, len(rows), PREFLIGHT_BATCH)]
+    groups = singles + [Group(chunk, packer.build_call(chunk, base_uris[chunk[0].batch_id], batch_extension=True).data)
+                        for chunk in chunks]
+    refused = refused_rows(rpc, sender, vault, groups,
+                           alone=lambda j: packer.build_call([j], base_uris[j.batch_id], batch_extension=False).data)
+    return {job.id: revert for job, revert in refused}
 
 
 def should_retry(retries: int, exc: Exception) -> bool:

@@ -23,8 +23,8 @@ from models.transitions import claim_ready, link_submitted, move_attempt, transi
 from workers.signer import already_issued, fees, nonce, packer, sender, stall, tracker
 from workers.signer.lease import LeaseLost
 from chain.rpc_errors import SendOutcome, is_too_big
-from chain.preflight import (ALREADY_ISSUED, Revert, has_batch_extension, has_packed_batch, simulate_many,
-                                     skipped_rows)
+from chain.preflight import (ALREADY_ISSUED, Group, Revert, has_batch_extension, has_packed_batch, refused_rows,
+                             simulate_many, skipped_rows)
 
 log = logging.getLogger("blockproof.signer")
 GWEI = 10**9
@@ -500,9 +500,8 @@ class Signer:
 
     def _isolate(self, s: Session, jobs: list[Job], base_uri: str) -> None:
         """A batch reverted for a row's sake: simulate each row alone and fail only the bad ones."""
-        singles = packer.single_calls(jobs, base_uri)
-        sims = simulate_many(self.rpc, self.address, self.vault, [c.data for c in singles], with_gas=False)
-        bad = [(c.jobs[0], sim.revert) for c, sim in zip(singles, sims) if not sim.ok and not sim.revert.is_condition]
+        bad = refused_rows(self.rpc, self.address, self.vault, [Group(jobs)],
+                           alone=lambda job: packer.build_call([job], base_uri, batch_extension=False).data)
         for job, revert in bad:
             self._fail(s, [job], revert)
         if not bad:  # the batch reverts but no row does alone: smaller batches from now on
