@@ -67,7 +67,8 @@ class Settings(BaseSettings):
         "auto", description="`s3` store: `path` (http://host/bucket/key; most MinIO and Ceph setups) or `virtual` "
         "(http://bucket.host/key)")
     document_base_uri: str = Field(
-        "", description="public URI prefix of document_dir: when set, each credential's metadata URI on chain is its "
+        "", description="public URI prefix of the document store (the directory's, or the bucket prefix's): when set, "
+        "each credential's metadata URI on chain is its "
         "document (<base>/<batch>/<line>.json); when empty, its verification link <public_url>/verify/<fingerprint>")
     fingerprint_secret_file: Path | None = Field(
         None, description="file holding the institution's fingerprint secret (at least 32 bytes): documents are "
