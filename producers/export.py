@@ -4,7 +4,7 @@ Both are generators of bytes read from the database a page of jobs at a time (ke
 100,000-row batch streams in bounded memory to a file (CLI) or an HTTP response (web). The ZIP's documents are read
 back from the document store (a directory or an S3 bucket: producers.documents), each checked against its
 fingerprint; one the store lost or holds altered is taken from the database's copy (the bytes the fingerprint was
-computed from) and logged. The CSV is written like the
+computed from), and one warning per export names them. The CSV is written like the
 error CSV (UTF-8 with a BOM, CRLF, cells a spreadsheet would run as formulas prefixed with ').
 """
 from __future__ import annotations
@@ -29,6 +29,7 @@ from producers.hashing import keccak
 COLUMNS = ["line", "student_id", "student_name", "student_wallet", "credential_id", "fingerprint", "transaction",
            "block", "state", "verification_link"]
 PAGE = 2_000
+SHOWN_LINES = 20  # lines named in the export's warning about documents the store lacks
 REVOKED = "revoked"  # shown as the state of a confirmed credential whose revocation the chain recorded
 log = logging.getLogger("blockproof.export")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -137,6 +138,7 @@ def stored_or_kept(job, stored: bytes | None) -> tuple[bytes | None, str | None]
 def _zip(batch_id: int, engine, store: documents.DocumentStore) -> Iterator[bytes]:
     sink = _Sink()
     taken: set[str] = set()
+    problems: dict[str, list[int]] = {}
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for rows, _ in _pages(engine, batch_id, documents=True):
             issued = [job for job in rows if job.state == JobState.CONFIRMED.value]
@@ -144,10 +146,13 @@ def _zip(batch_id: int, engine, store: documents.DocumentStore) -> Iterator[byte
             for job in issued:
                 body, problem = stored_or_kept(job, stored[job.line])
                 if problem:
-                    log.warning("batch %s line %s: document %s the document store (%s); %s", batch_id, job.line,
-                                problem, store.describe(), "the database's copy is exported" if body else
-                                "the database has no copy either: left out")
+                    problems.setdefault(problem if body is not None else f"{problem} (no database copy either: "
+                                        "left out of the ZIP)", []).append(job.line)
                 if body is not None:
                     archive.writestr(document_name(job.student_id, job.line, taken), body)
             yield sink.take()
     yield sink.take()
+    for problem, lines in problems.items():  # one line per kind, however many documents: a store switched
+        shown = ", ".join(map(str, lines[:SHOWN_LINES])) + (", …" if len(lines) > SHOWN_LINES else "")
+        log.warning("batch %s: %d document(s) %s the document store (%s), lines %s; the database's copies are "
+                    "exported", batch_id, len(lines), problem, store.describe(), shown)

@@ -270,8 +270,10 @@ def test_an_uploads_documents_land_in_the_bucket_byte_for_byte_what_the_chain_co
     again = zipfile.ZipFile(io.BytesIO(r.content))
     assert {again.read(n) for n in again.namelist()} == set(stored.values())
     warned = [r.getMessage() for r in caplog.records if r.name == "blockproof.export"]
-    assert any(f"line {lost.line}: document missing from the document store" in m for m in warned), warned
-    assert any(f"line {altered.line}: document altered in the document store" in m for m in warned), warned
+    assert any(f"batch {batch}: 1 document(s) missing from the document store" in m and f"lines {lost.line};" in m
+               for m in warned), warned
+    assert any(f"batch {batch}: 1 document(s) altered in the document store" in m and f"lines {altered.line};" in m
+               for m in warned), warned
 
     leaked = [v for v in (KEY_ID, SECRET, TOKEN)
               if v in up.stdout + up.stderr + done.stderr + p.log("signer") + p.log("consumer")]
