@@ -25,6 +25,7 @@ told what to fix.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -48,6 +49,7 @@ from models.recovery import republish_stalled
 from producers.validation import DateReadings, iter_validated_chunks
 
 MAX_KEPT_ERRORS = 100_000   # row errors kept for the report; the counts stay exact beyond it
+log = logging.getLogger("blockproof.upload")
 MAX_KEPT_SKIPPED = 10_000   # skipped rows (uploaded before / on chain) listed in the report
 INSERT_CHUNK = 5_000
 PUBLISH_SLICE = 5_000       # jobs published, then marked queued, per step
@@ -332,7 +334,12 @@ def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
             report.written = sum(counts.values())
     except BaseException:
         for batch_id in batches.values():
-            store.discard(batch_id)
+            try:
+                store.discard(batch_id)
+            except Exception as exc:  # the store itself failed (a bucket unreachable): keep the first error
+                log.warning("batch %s: could not remove its documents from %s (%s); the next upload removes them "
+                            "once they are %s s old", batch_id, store.describe(), exc.__class__.__name__,
+                            f"{settings.stalled_upload_seconds:.0f}")
         raise
     return list(batches.values())
 
