@@ -39,12 +39,18 @@ frame.to_csv(sys.argv[2], index=False)
 """
 
 
-def populate(db_url: str, rows: int) -> int:
-    """One confirmed batch of `rows` credentials with their events; returns the batch id."""
+def populate(db_url: str, rows: int, documents_root: Path) -> int:
+    """One confirmed batch of `rows` credentials with their events, and their documents in a directory store (the
+    ZIP reads them there); returns the batch id."""
+    import pandas as pd
     from eth_utils import keccak, to_checksum_address
 
     from models.db import engine_for, migrate
     from producers.canonical import canonical_json, credential_document
+    from producers.documents import DirectoryStore
+
+    store = DirectoryStore(documents_root)
+    store.begin(1)
 
     migrate(db_url)
     engine = engine_for(db_url)
@@ -78,6 +84,8 @@ def populate(db_url: str, rows: int) -> int:
                 "INSERT INTO credential_events (credential_id, tx_hash, log_index, block_number, block_hash, "
                 "fingerprint, student_wallet, institution, metadata_uri, encrypted_payload_uri, expires_at, revoked, "
                 f"revoked_at, revocation_reason_hash) VALUES ({marks(14)})", events)
+            store.write(1, pd.DataFrame({"line": [j[4] for j in jobs], "document": [j[15] for j in jobs]}))
+    store.publish(1)
     with engine.begin() as c:
         c.exec_driver_sql("ANALYZE")  # the statistics autovacuum would have gathered by the time anyone exports
     engine.dispose()
@@ -116,9 +124,10 @@ def main(argv=None) -> int:
     db_url, drop = fresh_database(args.db, work)
     try:
         t = time.perf_counter()
-        batch = populate(db_url, args.rows)
+        batch = populate(db_url, args.rows, work / "documents")
         print(f"wrote a confirmed batch of {args.rows:,} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        env = {"DATABASE_URL": db_url, "BLOCKPROOF_PUBLIC_URL": "https://verify.example.edu"}
+        env = {"DATABASE_URL": db_url, "BLOCKPROOF_PUBLIC_URL": "https://verify.example.edu",
+               "BLOCKPROOF_DOCUMENT_DIR": str(work / "documents")}
         cli = [sys.executable, "-m", "blockproof.cli", "export", str(batch)]
         results = {
             "csv": timed(cli + ["--out", str(work / "results.csv")], env) | {"bytes": (work / "results.csv").stat().st_size},

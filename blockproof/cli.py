@@ -396,7 +396,7 @@ def cmd_requeue(args) -> int:
 def cmd_export(args) -> int:
     import os
 
-    from blockproof.errors import NotFound
+    from blockproof.errors import ConfigurationError, NotFound
     from producers.export import iter_documents_zip, iter_results_csv
 
     if args.zip and not args.out and sys.stdout.isatty():
@@ -409,6 +409,9 @@ def cmd_export(args) -> int:
     except NotFound as exc:
         _err(f"error: {exc}")
         return EXIT_USAGE
+    except ConfigurationError as exc:  # the document store cannot be read: the message names what to fix
+        _err(f"error: {exc}")
+        return EXIT_ERROR
     from models.audit import record
 
     record(engine, _cli_actor(), "batch.export", f"batch {args.batch}", file=args.out or "stdout", zip=args.zip)

@@ -50,9 +50,25 @@ class Settings(BaseSettings):
         "queue keeps its type, so switch on a new BLOCKPROOF_QUEUE_NAME)")
 
     # documents
-    document_dir: Path = Field(Path("var/documents"), description="local document store root")
+    document_store: Literal["directory", "s3"] = Field(
+        "directory", description="where uploads write the credential documents and the export reads them: "
+        "`directory` (BLOCKPROOF_DOCUMENT_DIR) or `s3` (a bucket of any S3-compatible service: AWS, MinIO, Ceph, R2; "
+        "credentials from the usual AWS variables, profile or files, never from these settings)")
+    document_dir: Path = Field(Path("var/documents"), description="root of the `directory` document store")
+    document_s3_bucket: str = Field("", description="`s3` store: the bucket (it must exist; every start checks "
+                                    "that it can write there)")
+    document_s3_prefix: str = Field("documents", description="`s3` store: key prefix; documents are "
+                                    "<prefix>/<batch>/<line>.json")
+    document_s3_endpoint_url: str = Field(
+        "", description="`s3` store: endpoint of an S3-compatible service (e.g. http://minio:9000, "
+        "https://<account>.r2.cloudflarestorage.com); empty for AWS S3")
+    document_s3_region: str = Field("", description="`s3` store: region (empty: AWS_REGION / the AWS profile's)")
+    document_s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="`s3` store: `path` (http://host/bucket/key; most MinIO and Ceph setups) or `virtual` "
+        "(http://bucket.host/key)")
     document_base_uri: str = Field(
-        "", description="public URI prefix of document_dir: when set, each credential's metadata URI on chain is its "
+        "", description="public URI prefix of the document store (the directory's, or the bucket prefix's): when set, "
+        "each credential's metadata URI on chain is its "
         "document (<base>/<batch>/<line>.json); when empty, its verification link <public_url>/verify/<fingerprint>")
     fingerprint_secret_file: Path | None = Field(
         None, description="file holding the institution's fingerprint secret (at least 32 bytes): documents are "

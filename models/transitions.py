@@ -1,6 +1,7 @@
 """Moving jobs between states: every change checked against models.states.ALLOWED and recorded."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Sequence
 
@@ -42,13 +43,13 @@ def _record(session: Session, moved: list[int], before: dict[int, str], target: 
             {"job_id": i, "from_state": before[i], "to_state": target.value, "reason": reason, "at": now} for i in moved])
 
 
-class Moved(list[int]):
+@dataclass(frozen=True)
+class Moved:
     """The ids that moved, and in `skipped` those asked for that did not (their state could not reach the
     target, or another process moved them first): a caller can say why, nothing is silently dropped."""
 
-    def __init__(self, moved: Iterable[int] = (), skipped: Iterable[int] = ()):  # copyable (dataclasses.asdict)
-        super().__init__(moved)
-        self.skipped = list(skipped)
+    moved: tuple[int, ...] = ()
+    skipped: tuple[int, ...] = ()
 
 
 def transition_many(
@@ -62,7 +63,7 @@ def transition_many(
 ) -> Moved:
     """Move many jobs at once; jobs whose current state cannot reach `target` are left alone (`.skipped`).
 
-    Returns the ids that moved. History is written only for the rows the UPDATE really changed
+    Returns the ids that moved (`.moved`) and those that did not. History is written only for the rows the UPDATE really changed
     (UPDATE … RETURNING), so two workers racing to make the same move record it once.
     """
     allowed = _allowed_sources(target, only_from)
@@ -80,7 +81,7 @@ def transition_many(
         _record(session, changed, before, target, reason, now)
         moved.extend(changed)
     done = set(moved)
-    return Moved(moved, [i for i in job_ids if i not in done])
+    return Moved(tuple(moved), tuple(i for i in job_ids if i not in done))
 
 
 def transition_where(session: Session, condition: ColumnElement[bool], target: JobState, reason: str = "", *,
@@ -138,7 +139,7 @@ def confirm_attached(session: Session, jobs: list[Job], *, deepest: int) -> list
     """Jobs given an event the consumer stored long ago (a person's retry found them on chain): confirmed
     at once when that event is deep enough, since the watermark has passed it already."""
     ids = [j.id for j in jobs if j.credential_id is not None and j.block_number is not None and j.block_number <= deepest]
-    return transition_many(session, ids, JobState.CONFIRMED, "already on chain: its event is deep enough")
+    return list(transition_many(session, ids, JobState.CONFIRMED, "already on chain: its event is deep enough").moved)
 
 
 def move_tx(tx: ChainTransaction, target: TxStatus) -> None:

@@ -1,9 +1,15 @@
-"""The document store: each credential's canonical JSON under one directory per batch, so the
-contract stores the directory's URI once and each credential only its file name.
+"""The document store: each credential's canonical JSON under one folder per batch, ``<batch>/<line>.json``, so the
+contract stores the folder's URI once and each credential only its file name.
 
-A batch's documents are written into ``<root>/.<batch>.partial/`` and the directory is renamed to
-``<root>/<batch>/`` in one step just before the batch's database transaction commits: a reader
-never sees half a batch, and a failed upload removes its directory (``discard``).
+Two stores behind one interface (``DocumentStore``), chosen by ``BLOCKPROOF_DOCUMENT_STORE``:
+
+- ``directory`` (the functions below): a batch's documents are written into ``<root>/.<batch>.partial/`` and the
+  directory is renamed to ``<root>/<batch>/`` in one step just before the batch's database transaction commits: a
+  reader never sees half a batch, and a failed upload removes its directory (``discard``).
+- ``s3`` (``producers.s3_store``): objects ``<prefix>/<batch>/<line>.json`` in a bucket of any S3-compatible service.
+  An object store has no rename, so the objects are written in place while a marker ``<prefix>/.partial/<batch>``
+  says the batch is not committed; publishing removes the marker, a failed upload removes the objects, and a
+  marker left by a killed upload is found by its age like a stale directory.
 """
 from __future__ import annotations
 
@@ -12,8 +18,12 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
+
+from blockproof.errors import ConfigurationError
+from blockproof.settings import Settings
 
 WRITER_THREADS = 4  # file creation is system-call bound; threads overlap it (the GIL is released)
 
@@ -92,3 +102,91 @@ def write_documents(root: Path, batch_id: int, rows: pd.DataFrame) -> None:
     """All of a batch's documents at once: <root>/<batch>/<line>.json (staged, then renamed)."""
     write_staged(begin(root, batch_id), rows)
     publish(root, batch_id)
+
+
+def read_document(root: Path, batch_id: int, line: int) -> bytes | None:
+    try:
+        return (batch_dir(root, batch_id) / suffix_for(line)).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+class DocumentStore(Protocol):
+    """Where credential documents are written by uploads and read back by the export."""
+
+    def check(self) -> None:
+        """ConfigurationError, naming the setting to fix, when documents cannot be written (called at start-up)."""
+
+    def begin(self, batch_id: int) -> None:
+        """Start a batch's documents afresh (leftovers of a crashed upload with the same id are removed)."""
+
+    def write(self, batch_id: int, rows: pd.DataFrame) -> None:
+        """Write each row's ``document`` as ``<line>.json`` of an uncommitted batch."""
+
+    def touch(self, batch_id: int) -> None:
+        """Mark an uncommitted batch as alive (a long upload, once per chunk)."""
+
+    def publish(self, batch_id: int) -> None:
+        """The batch is committed: its documents are the batch's."""
+
+    def discard(self, batch_id: int) -> None:
+        """Remove whatever exists of a batch's documents."""
+
+    def remove_stale(self, older_than_seconds: float) -> list[str]:
+        """Remove uncommitted batches untouched for longer than this; what was removed."""
+
+    def read_many(self, batch_id: int, lines: list[int]) -> dict[int, bytes | None]:
+        """The published documents of these lines (None where there is none)."""
+
+    def describe(self) -> str:
+        """Where the documents go, for messages (never credentials)."""
+
+
+class DirectoryStore:
+    """``BLOCKPROOF_DOCUMENT_STORE=directory``: the tree under ``BLOCKPROOF_DOCUMENT_DIR``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"BLOCKPROOF_DOCUMENT_DIR: cannot create {self.root} ({exc.strerror})") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise ConfigurationError(f"BLOCKPROOF_DOCUMENT_DIR: {self.root} is not writable by this user")
+
+    def begin(self, batch_id: int) -> None:
+        begin(self.root, batch_id)
+
+    def write(self, batch_id: int, rows: pd.DataFrame) -> None:
+        write_staged(partial_dir(self.root, batch_id), rows)
+
+    def touch(self, batch_id: int) -> None:
+        touch(self.root, batch_id)
+
+    def publish(self, batch_id: int) -> None:
+        publish(self.root, batch_id)
+
+    def discard(self, batch_id: int) -> None:
+        discard(self.root, batch_id)
+
+    def remove_stale(self, older_than_seconds: float) -> list[str]:
+        return [str(p) for p in remove_stale_partials(self.root, older_than_seconds)]
+
+    def read_many(self, batch_id: int, lines: list[int]) -> dict[int, bytes | None]:
+        return {line: read_document(self.root, batch_id, line) for line in lines}
+
+    def describe(self) -> str:
+        return f"directory {self.root}"
+
+
+def store_for(settings: Settings) -> DocumentStore:
+    """The configured store, checked once per process and configuration (ConfigurationError when it is unusable)."""
+    if settings.document_store == "s3":
+        from producers.s3_store import S3Config, open_s3_store
+
+        return open_s3_store(S3Config.from_settings(settings))
+    store = DirectoryStore(settings.document_dir)
+    store.check()
+    return store

@@ -58,9 +58,9 @@ def retry_jobs(job_ids: list[int], *, settings: Settings, engine, actor: str = "
         _attach_known_events(s, on_chain)
         on_chain = result.already_on_chain
         to_queue = [j.id for j in candidates if j.id not in set(on_chain)]
-        result.requeued = transition_many(
+        result.requeued = list(transition_many(
             s, to_queue, JobState.QUEUED, f"retried by {actor}", only_from=RETRYABLE_BY_PERSON,
-            error_code="", error_message="", retries=0, transaction_id=None, next_attempt_at=None)
+            error_code="", error_message="", retries=0, transaction_id=None, next_attempt_at=None).moved)
     if result.requeued:
         if publish is None:
             from blockproof.publishing import publish

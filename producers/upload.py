@@ -8,7 +8,7 @@ contract rules by simulating one row's ``issueCredential`` from the signer's add
 nothing: the new rows are parked in a temporary file (producers.staging), not in memory.
 
 commit() then, in ONE database transaction, writes one batch per institution and its jobs
-(state ``validated``) and the documents (staged directory, renamed just before the commit), and
+(state ``validated``) and the documents (to the document store, published just before the commit), and
 only after that transaction publishes the jobs to RabbitMQ with publisher confirms, marking each
 published slice ``queued``. A failure or Ctrl-C before the commit leaves nothing behind; one during
 publishing leaves ``validated`` jobs that ``blockproof requeue BATCH`` publishes (the signer ignores
@@ -25,6 +25,7 @@ told what to fix.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -48,6 +49,7 @@ from models.recovery import republish_stalled
 from producers.validation import DateReadings, iter_validated_chunks
 
 MAX_KEPT_ERRORS = 100_000   # row errors kept for the report; the counts stay exact beyond it
+log = logging.getLogger("blockproof.upload")
 MAX_KEPT_SKIPPED = 10_000   # skipped rows (uploaded before / on chain) listed in the report
 INSERT_CHUNK = 5_000
 PUBLISH_SLICE = 5_000       # jobs published, then marked queued, per step
@@ -166,6 +168,8 @@ def plan(source, *, filename: str, institution: str | None, settings: Settings, 
         report.warnings.append("No contract address configured: rows were not checked against the chain.")
     readings = DateReadings()
     refuse_unfit_for_production(settings)
+    if stage:  # an upload that will write its documents: the store works, or say so before reading the file
+        documents.store_for(settings)
     secret = fingerprint_secret(settings)
     try:
         with session_scope(engine) as s:
@@ -245,7 +249,7 @@ def commit(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
             report.rejected_reason = "the contract would refuse these credentials now (" + "; ".join(
                 p["message"] for p in report.problems) + "); nothing was written"
             return report
-        documents.remove_stale_partials(settings.document_dir, settings.stalled_upload_seconds)
+        documents.store_for(settings).remove_stale(settings.stalled_upload_seconds)
         if not rows.empty:
             report.batch_ids = _write(report, rows, settings=settings, engine=engine, created_by=created_by,
                                       progress=progress)
@@ -298,7 +302,7 @@ def _job_values(rows: pd.DataFrame, batch_id: int, postgres: bool, settings: Set
 def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine, created_by: str,
            progress: Progress | None) -> list[int]:
     """One transaction: a batch per institution, its jobs, its documents. All or nothing."""
-    root = settings.document_dir
+    store = documents.store_for(settings)
     batches: dict[str, int] = {}
     try:
         with session_scope(engine) as s:
@@ -310,27 +314,32 @@ def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
                 for institution, part in chunk.groupby("institution", sort=False):
                     if institution not in batches:
                         batches[institution] = _new_batch(s, report, institution, settings, created_by)
-                        documents.begin(root, batches[institution])
+                        store.begin(batches[institution])
                     batch_id = batches[institution]
                     values = _job_values(part, batch_id, postgres, settings)
                     for start in range(0, len(values), INSERT_CHUNK):
                         # a concurrent upload of the same rows loses the race quietly: one job per fingerprint
                         connection.exec_driver_sql(statement, values[start : start + INSERT_CHUNK])
-                    documents.write_staged(documents.partial_dir(root, batch_id), part)
+                    store.write(batch_id, part)
                     done += len(part)
                     if progress:
                         progress("written", done, rows.count)
                 for batch_id in batches.values():  # a batch with no rows in this chunk is alive all the same
-                    documents.touch(root, batch_id)
+                    store.touch(batch_id)
             counts = dict(s.execute(select(Job.batch_id, func.count()).where(Job.batch_id.in_(batches.values()))
                                     .group_by(Job.batch_id)).all())
             for batch_id in batches.values():
                 s.get(Batch, batch_id).row_count = counts.get(batch_id, 0)
-                documents.publish(root, batch_id)
+                store.publish(batch_id)
             report.written = sum(counts.values())
     except BaseException:
         for batch_id in batches.values():
-            documents.discard(root, batch_id)
+            try:
+                store.discard(batch_id)
+            except Exception as exc:  # the store itself failed (a bucket unreachable): keep the first error
+                log.warning("batch %s: could not remove its documents from %s (%s); the next upload removes them "
+                            "once they are %s s old", batch_id, store.describe(), exc.__class__.__name__,
+                            f"{settings.stalled_upload_seconds:.0f}")
         raise
     return list(batches.values())
 

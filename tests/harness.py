@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from chain.rpc import Rpc
 from blockproof.settings import PROJECT_ROOT, Settings
 from models.db import engine_for, migrate
 from models.states import TERMINAL
-from models.tables import Job
+from models.tables import CredentialEvent, Job
 from blockproof import publishing
 from workers.actors import publish_jobs
 from workers.broker import broker_problem
@@ -194,6 +195,49 @@ class Pipeline:
         assert not nonces or nonces[-1] < chain_nonce
         pending = self.rpc.call("eth_getTransactionCount", self.env.signer_address, "pending")
         assert int(pending, 16) == chain_nonce, "transactions are stuck behind a nonce gap"
+
+
+@contextmanager
+def running_pipeline(tmp_path_factory, name: str, **pipeline_options):
+    """One pipeline for a test module (Anvil with 1-s blocks, SQLite, signer and consumer processes); skips when
+    RabbitMQ or Anvil is missing, and stops everything after."""
+    from blockproof.devchain import anvil_available
+    from tests.conftest import require
+
+    require(rabbitmq_up(), "RabbitMQ at 127.0.0.1:5672")
+    require(anvil_available(), "Anvil (npm ci)")
+    workdir = tmp_path_factory.mktemp(name)
+    chain = DevChain(block_time=1)
+    chain.start()
+    p = None
+    try:
+        p = Pipeline(chain=chain, database_url=f"sqlite:///{workdir / 'blockproof.db'}", workdir=workdir,
+                     **pipeline_options)
+        p.start("signer")
+        p.start("consumer")
+        yield p
+    finally:
+        if p is not None:
+            p.stop_all()
+        chain.stop()
+
+
+def revoked_in_database(p: Pipeline, credential_id: int) -> bool:
+    with Session(p.engine) as s:
+        return bool(s.execute(select(CredentialEvent.revoked).where(
+            CredentialEvent.credential_id == credential_id)).scalar())
+
+
+def revoke_and_wait(p: Pipeline, credential_id: int, reason: str = "awarded in error", timeout: float = 90) -> None:
+    """Revoke one credential through the producers' path and wait until the consumer has recorded it."""
+    from producers.revocations import RevocationRequest, revoke
+
+    revoke([RevocationRequest(line=1, reason=reason, credential_id=credential_id)],
+           settings=p.settings(), engine=p.engine, created_by="test")
+    deadline = time.monotonic() + timeout
+    while not revoked_in_database(p, credential_id):
+        assert time.monotonic() < deadline, p.log("consumer")[-2000:]
+        time.sleep(0.3)
 
 
 def write_csv(path: Path, rows: int, *, seed: int = 1, invalid_fraction: float = 0.0) -> Path:

@@ -14,14 +14,9 @@ import pytest
 
 from blockproof.devchain import anvil_available
 from tests.faults import wait_for
+from tests.web_helpers import free_port
 
 pytestmark = pytest.mark.skipif(not anvil_available(), reason="anvil not installed (npm ci)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def descendants(pid: int) -> set[int]:

@@ -13,7 +13,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import zipfile
 
 import pytest
@@ -24,12 +23,11 @@ from sqlmodel import Session
 
 from chain import vault
 from blockproof.settings import PROJECT_ROOT, Settings
-from models.tables import CredentialEvent, Job
+from models.tables import Job
 from producers.canonical import fingerprint
 from producers.error_report import restore
 from producers.export import COLUMNS, _Sink, document_name, result_row
-from producers.revocations import RevocationRequest, revoke
-from tests.harness import write_csv
+from tests.harness import revoke_and_wait, write_csv
 from tests.people import Person
 from web import people
 from web.app import create_app
@@ -106,16 +104,7 @@ def issued(make_pipeline, sqlite_url, tmp_path):
     p.wait_until_settled(ROWS, timeout=120 + ROWS / 20)
     with Session(p.engine) as s:
         first = s.execute(select(Job).where(Job.batch_id == report.batch_id).order_by(Job.line)).scalars().first()
-    revoke([RevocationRequest(line=1, reason="awarded in error", credential_id=first.credential_id)],
-           settings=p.settings(), engine=p.engine, created_by="test")
-    deadline = time.monotonic() + 90
-    while True:
-        with Session(p.engine) as s:
-            if s.execute(select(CredentialEvent.revoked).where(
-                    CredentialEvent.credential_id == first.credential_id)).scalar():
-                break
-        assert time.monotonic() < deadline, p.log("consumer")[-2000:]
-        time.sleep(0.3)
+    revoke_and_wait(p, first.credential_id)
     return p, report.batch_id, first.credential_id
 
 

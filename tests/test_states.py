@@ -1,6 +1,8 @@
 """The job state machine: one table of allowed transitions, enforced and recorded."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy import select
 from sqlmodel import Session
@@ -60,8 +62,11 @@ def test_transition_many_moves_only_jobs_whose_state_allows_it_and_records_histo
     session.commit()
     moved = transition_many(session, [1, 2, 3], JobState.READY, "accepted")
     session.commit()
-    assert sorted(moved) == [1, 2]
-    assert moved.skipped == [3], "the move it could not make is reported"
+    assert sorted(moved.moved) == [1, 2]
+    assert moved.skipped == (3,), "the move it could not make is reported"
+    assert dataclasses.asdict(moved) == {"moved": moved.moved, "skipped": (3,)}, "a plain value: copies, compares"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        moved.skipped = ()  # type: ignore[misc]
     assert session.get(Job, 3).state == "confirmed"
     history = session.execute(select(JobTransition).order_by(JobTransition.job_id)).scalars().all()
     assert [(h.job_id, h.from_state, h.to_state, h.reason) for h in history] == [

@@ -16,7 +16,7 @@ from blockproof.settings import PROJECT_ROOT
 from contracts.testing import VaultHarness
 from producers.canonical import canonical_json, credential_document, fingerprint
 from tests.conftest import require
-from tests.test_web_browser import ARGS, CHROMIUM, SHOTS
+from tests.web_helpers import ARGS, CHROMIUM, SHOTS
 
 STATIC = PROJECT_ROOT / "web" / "static"
 BUILT = ("verify.js", "blockproof-verifier.html")

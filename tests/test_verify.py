@@ -19,15 +19,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
 
-from blockproof.devchain import DevChain, anvil_available
 from blockproof.errors import RpcUnavailable
 from blockproof.settings import PROJECT_ROOT
 from blockproof.verify import ChainClock, InvalidFingerprint, answer, credential_status, judge, parse_fingerprint
 from models.db import engine_for, migrate
-from models.tables import CredentialEvent, Job
-from producers.revocations import RevocationRequest, revoke
-from tests.conftest import require
-from tests.harness import Pipeline, rabbitmq_up, write_csv
+from models.tables import Job
+from tests.harness import revoke_and_wait, running_pipeline, write_csv
 from web.app import create_app
 
 WEB = {"web_secret": secrets.token_urlsafe(32)}
@@ -87,15 +84,8 @@ def test_the_chain_clock_is_asked_once_per_ttl_and_the_machine_clock_stands_in_w
 # ---- one pipeline, three credentials, the chain 30 days ahead ------------------------------------------------
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    require(rabbitmq_up(), "RabbitMQ at 127.0.0.1:5672")
-    require(anvil_available(), "Anvil (npm ci)")
-    workdir = tmp_path_factory.mktemp("verify")
-    chain = DevChain(block_time=1)
-    chain.start()
-    p = Pipeline(chain=chain, database_url=f"sqlite:///{workdir / 'blockproof.db'}", workdir=workdir)
-    p.start("signer")
-    p.start("consumer")
-    try:
+    with running_pipeline(tmp_path_factory, "verify") as p:
+        workdir, chain = p.workdir, p.chain
         source = write_csv(workdir / "plain.csv", 3, seed=23)
         with open(source, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -112,12 +102,7 @@ def world(tmp_path_factory):
         with Session(p.engine) as s:
             jobs = list(s.execute(select(Job).where(Job.kind == "issue").order_by(Job.line)).scalars())
         expiring, lasting, revoked = [(j.credential_id, j.fingerprint) for j in jobs]
-        revoke([RevocationRequest(line=1, reason="awarded in error", credential_id=revoked[0])],
-               settings=p.settings(), engine=p.engine, created_by="test")
-        deadline = time.monotonic() + 90
-        while not _revoked_in_database(p, revoked[0]):
-            assert time.monotonic() < deadline, p.log("consumer")[-2000:]
-            time.sleep(0.3)
+        revoke_and_wait(p, revoked[0])
         chain.rpc("evm_setIntervalMining", 0)  # from here on the latest block, and so the chain's time, stands still
         chain.rpc("evm_increaseTime", 30 * DAY)
         chain.rpc("evm_mine")
@@ -125,15 +110,6 @@ def world(tmp_path_factory):
         migrate(f"sqlite:///{empty}")
         yield {"p": p, "expiring": expiring, "lasting": lasting, "revoked": revoked,
                "empty_url": f"sqlite:///{empty}", "unknown": max(j.credential_id for j in jobs) + 1000}
-    finally:
-        p.stop_all()
-        chain.stop()
-
-
-def _revoked_in_database(p, credential_id: int) -> bool:
-    with Session(p.engine) as s:
-        return bool(s.execute(select(CredentialEvent.revoked).where(
-            CredentialEvent.credential_id == credential_id)).scalar())
 
 
 def _cases(world):

@@ -11,27 +11,20 @@ import datetime as dt
 import io
 import json
 import os
-import subprocess
-import sys
-import time
 import uuid
 import zipfile
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlmodel import Session
 
-from blockproof.settings import PROJECT_ROOT
 from models.db import migrate
-from models.tables import CredentialEvent, Job
+from models.tables import Job
 from producers.canonical import canonical_json, credential_document
 from producers.export import iter_documents_zip
-from producers.revocations import RevocationRequest, revoke
-from tests.conftest import require
-from tests.harness import write_csv
-from tests.test_web_browser import ARGS, CHROMIUM, SHOTS, free_port
+from tests.harness import revoke_and_wait, running_pipeline, write_csv
+from tests.web_helpers import ARGS, CHROMIUM, SHOTS, require_chromium, web_server
 from web.app import create_app
 from web.ratelimit import RateLimit
 
@@ -56,25 +49,13 @@ def test_a_client_past_its_budget_waits_and_its_budget_refills_with_time():
 def world(tmp_path_factory):
     """Three issued credentials (valid, revoked, expired by chain time), their documents from the results export,
     and `blockproof web` serving them."""
-    from tests.harness import Pipeline, rabbitmq_up
-    from blockproof.devchain import DevChain, anvil_available
-
-    require(rabbitmq_up(), "RabbitMQ at 127.0.0.1:5672")
-    require(anvil_available(), "Anvil (npm ci)")
-    require(os.path.exists(CHROMIUM), "Chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api")
-    workdir = tmp_path_factory.mktemp("verify-page")
-    secret = workdir / "fingerprint.secret"
+    require_chromium()
+    secret = tmp_path_factory.mktemp("verify-page-secret") / "fingerprint.secret"
     secret.write_bytes(os.urandom(32).hex().encode())
-    chain = DevChain(block_time=1)
-    chain.start()
-    p = Pipeline(chain=chain, database_url=f"sqlite:///{workdir / 'blockproof.db'}", workdir=workdir,
-                 extra_env={"BLOCKPROOF_FINGERPRINT_SECRET_FILE": str(secret),
-                            "BLOCKPROOF_EXPLORER_URL": "https://explorer.example"})
-    p.start("signer")
-    p.start("consumer")
-    server = None
-    try:
+    with running_pipeline(tmp_path_factory, "verify-page",
+                          extra_env={"BLOCKPROOF_FINGERPRINT_SECRET_FILE": str(secret),
+                                     "BLOCKPROOF_EXPLORER_URL": "https://explorer.example"}) as p:
+        workdir, chain = p.workdir, p.chain
         source = write_csv(workdir / "plain.csv", 3, seed=29)
         with open(source, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -90,16 +71,7 @@ def world(tmp_path_factory):
         p.wait_until_settled(3)
         with Session(p.engine) as s:
             jobs = list(s.execute(select(Job).where(Job.batch_id == report.batch_id).order_by(Job.line)).scalars())
-        revoke([RevocationRequest(line=1, reason="awarded in error", credential_id=jobs[1].credential_id)],
-               settings=p.settings(), engine=p.engine, created_by="test")
-        deadline = time.monotonic() + 90
-        while True:
-            with Session(p.engine) as s:
-                if s.execute(select(CredentialEvent.revoked).where(
-                        CredentialEvent.credential_id == jobs[1].credential_id)).scalar():
-                    break
-            assert time.monotonic() < deadline, p.log("consumer")[-2000:]
-            time.sleep(0.3)
+        revoke_and_wait(p, jobs[1].credential_id)
         chain.rpc("evm_setIntervalMining", 0)  # the chain's clock stands still from here, 30 days ahead
         chain.rpc("evm_increaseTime", 30 * DAY)
         chain.rpc("evm_mine")
@@ -117,31 +89,13 @@ def world(tmp_path_factory):
                                     graduation_date="2025-06-14", secret=b"s" * 32)
         documents["not_issued"] = canonical_json(never).decode()
 
-        port = free_port()
         env = os.environ | p.env_vars() | {"BLOCKPROOF_OPERATOR_PASSWORD": WEB["operator_password"],
                                            "BLOCKPROOF_VIEWER_PASSWORD": WEB["viewer_password"],
                                            "BLOCKPROOF_WEB_SECRET": WEB["web_secret"]}
-        log = open(workdir / "web.log", "w")
-        server = subprocess.Popen([sys.executable, "-m", "blockproof.cli", "web", "--port", str(port)], env=env,
-                                  cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            assert server.poll() is None and time.monotonic() < deadline, (workdir / "web.log").read_text()
-        empty = workdir / "empty.db"
-        migrate(f"sqlite:///{empty}")
-        yield {"p": p, "workdir": workdir, "base": base, "documents": documents, "jobs": jobs, "empty_url": f"sqlite:///{empty}"}
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=20)
-        p.stop_all()
-        chain.stop()
+        with web_server(env, workdir / "web.log") as base:
+            empty = workdir / "empty.db"
+            migrate(f"sqlite:///{empty}")
+            yield {"p": p, "workdir": workdir, "base": base, "documents": documents, "jobs": jobs, "empty_url": f"sqlite:///{empty}"}
 
 
 def _fingerprint(text: str) -> str:

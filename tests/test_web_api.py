@@ -13,11 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from blockproof.devchain import DevChain, anvil_available
 from blockproof.settings import Settings
 from models.tables import AuditEntry, Job
-from tests.conftest import require
-from tests.harness import Pipeline, rabbitmq_up, write_csv
+from tests.harness import running_pipeline, write_csv
 from web.app import create_app
 from tests.people import Person, session_client
 from web.auth import StartupRefused, resolve_secret
@@ -31,19 +29,8 @@ WEB = {"web_secret": secrets.token_urlsafe(32)}
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     """One running pipeline for the module, with a batch uploaded through the API and settled."""
-    require(rabbitmq_up(), "RabbitMQ at 127.0.0.1:5672")
-    require(anvil_available(), "Anvil (npm ci)")
-    workdir = tmp_path_factory.mktemp("webapi")
-    chain = DevChain(block_time=1)
-    chain.start()
-    p = Pipeline(chain=chain, database_url=f"sqlite:///{workdir / 'blockproof.db'}", workdir=workdir)
-    p.start("signer")
-    p.start("consumer")
-    try:
+    with running_pipeline(tmp_path_factory, "webapi") as p:
         yield p
-    finally:
-        p.stop_all()
-        chain.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,110 +4,36 @@ and consumer processes). Saves screenshots of the main pages (docs/screenshots/ 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import secrets
-import tempfile
-from pathlib import Path
 
-import httpx
 import pytest
-from sqlalchemy import select
-from sqlmodel import Session
 
-from blockproof.settings import PROJECT_ROOT
-from models.tables import Job
-from tests.conftest import require
 from tests.harness import write_csv
 from tests.people import Person
+from tests.web_helpers import (ARGS, CHROMIUM, REVERT_ALWAYS, SHOTS, log_in, require_chromium, upload, wait_states,
+                               wait_text, web_server)
 
-CHROMIUM = "/usr/bin/chromium"
-# `make screenshots` sets this to docs/screenshots to refresh the docs' pictures; a plain test run
-# keeps its screenshots out of the working tree
-SHOTS = Path(os.environ.get("BLOCKPROOF_SCREENSHOTS_DIR") or tempfile.gettempdir() + "/blockproof-screenshots")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage"]
-REVERT_ALWAYS = "0x60006000fd"  # PUSH1 0 PUSH1 0 REVERT: a contract that refuses every call without a reason
 ADA, GRACE = Person("ada.lovelace", "operator"), Person("grace", "viewer")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def web(make_pipeline, sqlite_url, tmp_path):
     """The pipeline running, and `blockproof web` serving it on a free port."""
-    require(Path(CHROMIUM).exists() or shutil.which("chromium") is not None, "Chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api")
+    require_chromium()
     p = make_pipeline(sqlite_url)
     p.start("signer")
     p.start("consumer")
-    port = free_port()
     ADA.enrol(p.engine)
     GRACE.enrol(p.engine)
     env = os.environ | p.env_vars() | {"BLOCKPROOF_WEB_SECRET": secrets.token_urlsafe(32)}
-    log = open(tmp_path / "web.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "blockproof.cli", "web", "--port", str(port)], env=env,
-                              cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-        assert server.poll() is None, (tmp_path / "web.log").read_text()
-    try:
+    with web_server(env, tmp_path / "web.log") as base:
         yield p, base
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-
-
-def _login(page, base: str, person: Person) -> None:
-    page.goto(base + "/login")
-    page.fill("input[name=username]", person.name)
-    page.fill("input[name=password]", person.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(base + "/")
 
 
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(600)  # let the progress bar's width transition finish
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def _wait_text(page, selector: str, text: str, timeout: float = 150) -> None:
-    """Wait for the live-updated element (polling JSON every few seconds) to read `text`."""
-    page.wait_for_function("([sel, text]) => { const el = document.querySelector(sel); "
-                           "return el && el.textContent.trim() === text; }", arg=[selector, text],
-                           timeout=timeout * 1000)
-
-
-def _upload(page, base: str, csv_path: Path) -> None:
-    page.goto(base + "/upload")
-    page.set_input_files("input[name=file]", str(csv_path))
-    page.click("#upload-form button[type=submit]")
-    page.wait_for_url(lambda url: "/upload/" in url)
-
-
-def _wait_jobs(p, batch_id: int, state: str, n: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with Session(p.engine) as s:
-            states = list(s.execute(select(Job.state).where(Job.batch_id == batch_id)).scalars())
-        if states.count(state) == n:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"batch {batch_id}: {states}")
 
 
 def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix_and_a_viewer_cannot(web, tmp_path):
@@ -118,11 +44,11 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         operator = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
-        _login(operator, base, ADA)
+        log_in(operator, base, ADA)
         assert "ada.lovelace" in operator.locator("header .who").inner_text()
 
         # upload → preview with the invalid rows → commit
-        _upload(operator, base, graduates)
+        upload(operator, base, graduates)
         errors = operator.locator("#upload-errors tbody tr")
         assert errors.count() >= 1
         new = int(operator.locator("[data-count=new]").inner_text().replace(",", ""))
@@ -136,7 +62,7 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
         batch1 = int(operator.url.rstrip("/").rsplit("/", 1)[-1])
 
         # the progress line updates itself until every row is confirmed
-        _wait_text(operator, "[data-live='batch.progress']", f"{new}/{new} confirmed · 0 pending · 0 failed")
+        wait_text(operator, "[data-live='batch.progress']", f"{new}/{new} confirmed · 0 pending · 0 failed")
         _shot(operator, "batch")
         operator.goto(base + "/batches")
         _shot(operator, "batches")
@@ -146,11 +72,11 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
         operator.locator("#signer-panel button", has_text="Pause issuance").click()
         operator.wait_for_url(base + "/")
         assert "paused by operator" in operator.locator("#signer-panel").inner_text()
-        _upload(operator, base, write_csv(tmp_path / "more.csv", 3, seed=77))
+        upload(operator, base, write_csv(tmp_path / "more.csv", 3, seed=77))
         operator.click("#commit-form button[type=submit]")
         operator.wait_for_url(lambda url: "/batches/" in url)
         batch2 = int(operator.url.rstrip("/").rsplit("/", 1)[-1])
-        _wait_jobs(p, batch2, "ready", 3)
+        wait_states(p, batch2, "ready", 3, timeout=60)
         vault = p.env.vault_address
         original_code = p.chain.rpc("eth_getCode", vault, "latest")
         p.chain.rpc("anvil_setCode", vault, REVERT_ALWAYS)
@@ -159,7 +85,7 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
         operator.wait_for_url(base + "/")
         _shot(operator, "dashboard")
         operator.goto(f"{base}/batches/{batch2}")
-        _wait_text(operator, "[data-live='batch.progress']", "0/3 confirmed · 0 pending · 3 failed", timeout=60)
+        wait_text(operator, "[data-live='batch.progress']", "0/3 confirmed · 0 pending · 3 failed", timeout=60)
 
         # the failed job says why, in plain words, and whether a retry can help
         operator.locator("table.jobs tbody tr a").first.click()
@@ -171,7 +97,7 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
 
         # a viewer sees the same page without the retry button and is refused if it tries anyway
         viewer = browser.new_context().new_page()
-        _login(viewer, base, GRACE)
+        log_in(viewer, base, GRACE)
         viewer.goto(job_url)
         assert viewer.locator("#retry-job").count() == 0
         assert "Only an operator can retry" in viewer.content()
@@ -182,7 +108,7 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
         assert viewer.locator("text=Retry all").count() == 0
         # logging out (here from another request of the same browser) ends the session the open page polls with
         assert viewer.request.post(base + "/logout", form={"csrf_token": token}).ok
-        _wait_text(viewer, "#live-status", "your session has ended: reload the page to log in again", timeout=30)
+        wait_text(viewer, "#live-status", "your session has ended: reload the page to log in again", timeout=30)
         viewer.reload()
         assert "/login" in viewer.url
 
@@ -198,7 +124,7 @@ def test_an_operator_uploads_watches_progress_retries_a_failed_job_after_the_fix
         assert operator.locator("h1").inner_text() == f"Retry 2 failed jobs of batch {batch2}?"
         operator.locator("button.primary", has_text="Retry 2 jobs").click()
         operator.wait_for_url(f"{base}/batches/{batch2}")
-        _wait_text(operator, "[data-live='batch.progress']", "3/3 confirmed · 0 pending · 0 failed", timeout=120)
+        wait_text(operator, "[data-live='batch.progress']", "3/3 confirmed · 0 pending · 0 failed", timeout=120)
         operator.goto(job_url)
         assert operator.locator("h2 .state").first.inner_text() == "confirmed"
 

@@ -5,25 +5,19 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
-import subprocess
-import sys
 import secrets
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from blockproof.devchain import DevChain, anvil_available
-from blockproof.settings import PROJECT_ROOT
 from models.tables import Job, SignerState
-from tests.conftest import require
-from tests.harness import Pipeline, rabbitmq_up, write_csv
+from tests.harness import running_pipeline, write_csv
 from tests.people import Person
-from tests.test_web_browser import ARGS, CHROMIUM, REVERT_ALWAYS, free_port, _login, _wait_text
+from tests.web_helpers import (ARGS, CHROMIUM, REVERT_ALWAYS, batch_jobs, log_in, require_chromium, upload,
+                               wait_states, wait_text, web_server)
 from web.actions import set_signer_paused
 
 OLGA = Person("olga", "operator")
@@ -43,21 +37,6 @@ def _csv(path: Path, rows: int, seed: int, names: dict[int, str] | None = None) 
         writer.writeheader()
         writer.writerows(data)
     return path
-
-
-def _jobs(p, batch_id: int) -> list[Job]:
-    with Session(p.engine) as s:
-        return list(s.execute(select(Job).where(Job.batch_id == batch_id).order_by(Job.id)).scalars())
-
-
-def _wait_states(p, batch_id: int, state: str, n: int, timeout: float = 120) -> list[Job]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        jobs = _jobs(p, batch_id)
-        if sum(j.state == state for j in jobs) == n:
-            return jobs
-        time.sleep(0.3)
-    raise AssertionError(f"batch {batch_id}: {[j.state for j in jobs]}\n{p.log('signer')[-2000:]}")
 
 
 def _signer(p) -> str:
@@ -89,48 +68,23 @@ class Failing:
 def site(tmp_path_factory):
     """A pipeline and `blockproof web`: batch 1 confirmed (one long name, one searched name), batches 2 and 3 with
     failed jobs."""
-    require(Path(CHROMIUM).exists() or shutil.which("chromium") is not None, "Chromium (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api")
-    require(rabbitmq_up(), "RabbitMQ at 127.0.0.1:5672")
-    require(anvil_available(), "Anvil (npm ci)")
-    workdir = tmp_path_factory.mktemp("webui")
-    chain = DevChain(block_time=1)
-    chain.start()
-    p = Pipeline(chain=chain, database_url=f"sqlite:///{workdir / 'blockproof.db'}", workdir=workdir)
-    p.start("signer")
-    p.start("consumer")
-    port = free_port()
-    OLGA.enrol(p.engine)
-    env = os.environ | p.env_vars() | {"BLOCKPROOF_WEB_SECRET": secrets.token_urlsafe(32)}
-    log = open(workdir / "web.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "blockproof.cli", "web", "--port", str(port)], env=env,
-                              cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            assert server.poll() is None, (workdir / "web.log").read_text()
-        first = p.upload(str(_csv(workdir / "graduates.csv", 6, seed=31, names={0: LONG_NAME, 1: SEARCHED_NAME})))
-        confirmed = _wait_states(p, first.batch_id, "confirmed", 6)
-        failing = Failing(p)
-        second = failing.queue(_csv(workdir / "more.csv", 2, seed=32))
-        third = failing.queue(_csv(workdir / "even-more.csv", 1, seed=33))
-        failing.fail()
-        _wait_states(p, second, "failed", 2)
-        _wait_states(p, third, "failed", 1)
-        failing.heal()
-        yield {"p": p, "base": base, "workdir": workdir, "batch": first.batch_id, "jobs": confirmed,
-               "failed_batches": [second, third], "failing": failing}
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        p.stop_all()
-        chain.stop()
+    require_chromium()
+    with running_pipeline(tmp_path_factory, "webui") as p:
+        OLGA.enrol(p.engine)
+        env = os.environ | p.env_vars() | {"BLOCKPROOF_WEB_SECRET": secrets.token_urlsafe(32)}
+        with web_server(env, p.workdir / "web.log") as base:
+            workdir = p.workdir
+            first = p.upload(str(_csv(workdir / "graduates.csv", 6, seed=31, names={0: LONG_NAME, 1: SEARCHED_NAME})))
+            confirmed = wait_states(p, first.batch_id, "confirmed", 6)
+            failing = Failing(p)
+            second = failing.queue(_csv(workdir / "more.csv", 2, seed=32))
+            third = failing.queue(_csv(workdir / "even-more.csv", 1, seed=33))
+            failing.fail()
+            wait_states(p, second, "failed", 2)
+            wait_states(p, third, "failed", 1)
+            failing.heal()
+            yield {"p": p, "base": base, "workdir": workdir, "batch": first.batch_id, "jobs": confirmed,
+                   "failed_batches": [second, third], "failing": failing}
 
 
 @pytest.fixture(scope="module")
@@ -145,18 +99,14 @@ def browser(site):
 
 def _operator(browser, site, viewport=DESKTOP):
     page = browser.new_context(viewport=viewport).new_page()
-    _login(page, site["base"], OLGA)
+    log_in(page, site["base"], OLGA)
     return page
 
 
 def _upload_preview(page, site) -> str:
     """An upload whose invalid row has a 300-character name (the limit is 200): its preview's URL."""
     path = _csv(site["workdir"] / "long-name.csv", 3, seed=34, names={2: "Bartholomew" * 27 + "Xyz"})
-    page.goto(site["base"] + "/upload")
-    page.set_input_files("input[name=file]", str(path))
-    page.click("#upload-form button[type=submit]")
-    page.wait_for_url(lambda url: "/upload/" in url)
-    return page.url
+    return upload(page, site["base"], path)
 
 
 OVERFLOW = """() => {
@@ -254,7 +204,7 @@ def test_live_updates_keep_the_transaction_and_credential_links_and_bring_the_re
     page.goto(f"{site['base']}/batches/{batch}")
     assert not page.locator("#retry-all").is_visible()
     failing.fail()
-    _wait_text(page, "[data-live='batch.progress']", "0/2 confirmed · 0 pending · 2 failed", timeout=90)
+    wait_text(page, "[data-live='batch.progress']", "0/2 confirmed · 0 pending · 2 failed", timeout=90)
     page.wait_for_selector("#retry-all", state="visible", timeout=10_000)
     assert page.locator("#retry-all").inner_text() == "Retry all 2 failed…"
     failing.heal()
@@ -262,9 +212,9 @@ def test_live_updates_keep_the_transaction_and_credential_links_and_bring_the_re
     page.locator("button.primary", has_text="Retry 2 jobs").click()
     page.wait_for_url(f"{site['base']}/batches/{batch}")
     assert page.locator("[data-job-tx] a").count() == 0, "rendered before anything was sent"
-    _wait_text(page, "[data-live='batch.progress']", "2/2 confirmed · 0 pending · 0 failed", timeout=120)
+    wait_text(page, "[data-live='batch.progress']", "2/2 confirmed · 0 pending · 0 failed", timeout=120)
     page.wait_for_function("() => document.querySelectorAll('[data-job-credential] a').length === 2", timeout=10_000)
-    jobs = _jobs(p, batch)
+    jobs = batch_jobs(p, batch)
     for job in jobs:
         tx = page.locator(f"[data-job-tx='{job.id}'] a")
         assert tx.get_attribute("href") == f"/search?q={job.tx_hash}" and tx.get_attribute("title") == job.tx_hash
@@ -278,7 +228,7 @@ def test_the_failed_jobs_of_every_batch_are_one_page_away_from_the_nav_and_can_b
     p = site["p"]
     page.locator("header nav a", has_text="Failed").click()
     page.wait_for_url(f"{site['base']}/failed")
-    failed = [j for b in site["failed_batches"] for j in _jobs(p, b)]
+    failed = [j for b in site["failed_batches"] for j in batch_jobs(p, b)]
     listed = page.locator("#failed-jobs tbody").inner_text()
     for job in failed:
         assert page.locator(f"#failed-jobs a[href='/jobs/{job.id}']").count() == 1
@@ -292,6 +242,6 @@ def test_the_failed_jobs_of_every_batch_are_one_page_away_from_the_nav_and_can_b
     page.wait_for_url(f"{site['base']}/failed")
     assert "3 re-queued" in page.locator(".flash").inner_text()
     for b, n in zip(site["failed_batches"], (2, 1)):
-        _wait_states(p, b, "confirmed", n)
+        wait_states(p, b, "confirmed", n)
     page.reload()
     assert "No failed jobs." in page.locator("#failed-jobs").inner_text()

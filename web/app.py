@@ -17,6 +17,7 @@ from blockproof.verify import ChainClock
 from blockproof.verify_fingerprint import Facts as VerifyFacts
 from blockproof.errors import ConfigurationError
 from blockproof.production import refuse_unfit_for_production
+from producers import documents
 from web.auth import LoginRequired, PasswordChangeRequired, resolve_secret
 from web.people import StartupRefused
 from web.facts import Facts
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
     secret = resolve_secret(settings, announce=announce)
     try:  # the web upload puts credentials on chain: the same refusals as the CLI's
         refuse_unfit_for_production(settings)
+        document_store = documents.store_for(settings)  # uploads write to it, the ZIP export reads it
     except ConfigurationError as exc:
         raise StartupRefused(str(exc)) from None
     if engine is None:
@@ -92,6 +94,7 @@ def create_app(settings: Settings | None = None, engine=None, *, announce=sys.st
                               "verify endpoints are public.")
     app.state.settings = settings
     app.state.engine = engine
+    app.state.document_store = document_store
     app.state.secret = secret
     app.state.rpc = Rpc.for_settings(settings, min(settings.rpc_timeout_seconds, 5.0))
     try:

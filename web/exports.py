@@ -13,7 +13,8 @@ router = APIRouter()
 
 def _download(request: Request, batch_id: int, user, make, media_type: str, filename: str) -> StreamingResponse:
     state = request.app.state
-    chunks = make(batch_id, settings=state.settings, engine=state.engine)  # NotFound (404) before anything is sent
+    extra = {"store": state.document_store} if make is iter_documents_zip else {}
+    chunks = make(batch_id, settings=state.settings, engine=state.engine, **extra)  # NotFound (404) before sending
     audit.record(state.engine, user.name, "batch.export", f"batch {batch_id}", file=filename)
     return StreamingResponse(chunks, media_type=media_type,
                              headers={"content-disposition": f'attachment; filename="{filename}"',

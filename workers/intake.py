@@ -103,8 +103,9 @@ def _mark_retrying(engine, job_ids: list[int], reason: str) -> None:
     try:
         with session_scope(engine) as s:
             rows = s.execute(select(Job).where(Job.id.in_(job_ids))).scalars().all()
-            moved = transition_many(s, job_ids, JobState.RETRYING, reason, only_from=[JobState.VALIDATED, JobState.QUEUED],
-                                    error_code="Temporary", error_message=reason, retryable=True)
+            moved = set(transition_many(s, job_ids, JobState.RETRYING, reason,
+                                        only_from=[JobState.VALIDATED, JobState.QUEUED], error_code="Temporary",
+                                        error_message=reason, retryable=True).moved)
             for job in rows:
                 if job.id in moved or job.state == JobState.RETRYING.value:
                     job.retries += 1

@@ -90,13 +90,13 @@ def confirm_deep_enough(session: Session, cp, head: int, confirmations: int, *, 
         revoke_ids += session.execute(select(Job.id).where(
             Job.kind == JobKind.REVOKE.value, Job.credential_id.in_(chunk), Job.state.in_(states))).scalars().all()
     settled = dict(error_code="", error_message="", next_attempt_at=None)  # why it waited stays in its history
-    moved = transition_many(session, sorted(set(issue_ids)), JobState.CONFIRMED, finality.reason(mode, confirmations),
-                            **settled)
-    moved += transition_many(session, sorted(set(revoke_ids)), JobState.CONFIRMED,
-                             finality.reason(mode, confirmations, "revocation"), **settled)
+    issued = transition_many(session, sorted(set(issue_ids)), JobState.CONFIRMED, finality.reason(mode, confirmations),
+                             **settled)
+    revoked_jobs = transition_many(session, sorted(set(revoke_ids)), JobState.CONFIRMED,
+                                   finality.reason(mode, confirmations, "revocation"), **settled)
     cp.confirmed_through = deepest
     session.add(cp)
-    return len(moved)
+    return len(issued.moved) + len(revoked_jobs.moved)
 
 
 def confirm_late_matches(session: Session, cp) -> int:
@@ -112,7 +112,7 @@ def confirm_late_matches(session: Session, cp) -> int:
             session.execute(update(Job).where(Job.id == stuck[event.fingerprint]).values(
                 credential_id=event.credential_id, tx_hash=event.tx_hash, block_number=event.block_number))
             ids.append(stuck[event.fingerprint])
-    return len(transition_many(session, sorted(ids), JobState.CONFIRMED, "its event was already deep enough"))
+    return len(transition_many(session, sorted(ids), JobState.CONFIRMED, "its event was already deep enough").moved)
 
 
 def forget_after(session: Session, ancestor: int) -> dict:
