@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import threading
 import time
 import urllib.request
@@ -248,11 +247,6 @@ class TcpProxy:
         self.closed.set()
         self.go_dark()
         self.listener.close()
-
-
-# ---- RabbitMQ ----------------------------------------------------------------------------
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
 
 
 # ---- observations ------------------------------------------------------------------------
