@@ -241,6 +241,8 @@ def test_fees_paid_per_batch_and_per_credential_are_the_sum_over_receipts(make_p
         assert detail["fee_paid_wei"] == receipts_fee(p, by_batch[two.batch_id]) // 5
         page = client.get(f"/batches/{one.batch_id}", auth=viewer).text
         assert f"Fees paid: <strong>{receipts_fee(p, by_batch[one.batch_id]) / 10**18:,.6f} ETH</strong>" in page
+        overview = client.get("/", auth=viewer).text
+        assert f"<dt>Fees paid</dt><dd>{receipts_fee(p, transactions(p.engine)) / 10**18:,.6f} ETH" in overview
         metrics = client.get("/metrics", auth=viewer).text
     samples = {(s.name, tuple(s.labels.items())): s.value
                for f in text_string_to_metric_families(metrics) for s in f.samples}
