@@ -301,3 +301,33 @@ def test_the_runway_counts_the_l1_fee_only_where_the_oracle_exists(devchain, sql
         assert with_l1 < plain
     finally:
         devchain.rpc("anvil_setCode", GAS_PRICE_ORACLE, "0x")
+
+
+def test_fee_history_is_asked_at_most_every_fee_history_seconds(devchain, sqlite_url):
+    from blockproof.devchain import deploy_dev_environment
+    from models.db import engine_for, migrate
+    from workers.signer.loop import Signer
+
+    env = deploy_dev_environment(devchain)
+    migrate(sqlite_url)
+    engine = engine_for(sqlite_url)
+    other = default_accounts()[8]
+
+    def signer(every: float) -> Signer:
+        made = Signer(Settings(database_url=sqlite_url, rpc_url=devchain.rpc_url, vault_address=env.vault_address,
+                               fee_history_seconds=every, tip_floor_gwei=0.1, tip_ceiling_gwei=50),
+                      engine, private_key=env.signer_key)
+        made.prepare()
+        made.refresh_chain_facts(force=True)
+        return made
+
+    throttled = signer(3600)
+    before = throttled.tip
+    start = devchain.w3.eth.get_transaction_count(other.address)
+    for i in range(10):  # ten blocks (Anvil mines each transaction) paying a 7 gwei tip
+        tx = {"type": 2, "chainId": devchain.chain_id, "nonce": start + i, "to": other.address, "value": 0,
+              "gas": 21_000, "maxFeePerGas": 100 * GWEI, "maxPriorityFeePerGas": 7 * GWEI}
+        devchain.w3.eth.send_raw_transaction(Account.sign_transaction(tx, other.private_key).raw_transaction)
+    throttled.refresh_chain_facts(force=True)
+    assert throttled.tip == before != 7 * GWEI  # the head, balance and nonce are read again; the market is not
+    assert signer(0).tip == 7 * GWEI
