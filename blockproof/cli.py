@@ -129,11 +129,12 @@ def cmd_status(args) -> int:
                     _err(f"error: batch {args.batch} does not exist")
                     return EXIT_USAGE
                 data |= {"batch": status.batch_summary(s, batch),
-                         "gas_per_credential": status.gas_per_credential(s, batch.id)}
+                         "gas_per_credential": status.gas_per_credential(s, batch.id),
+                         "fees": status.fee_panel(s, settings)}
             else:
                 batches = s.execute(select(Batch).order_by(Batch.id.desc()).limit(20)).scalars().all()
                 data |= {"batches": [status.batch_summary(s, b) for b in batches], "signers": status.signer_panel(s),
-                         "indexer": status.indexer_panel(s),
+                         "indexer": status.indexer_panel(s), "fees": status.fee_panel(s, settings),
                          "alerts": [{"kind": a.kind, "message": a.message} for a in open_alerts(s)],
                          "reconciliation": status.reconciliation(s, settings.missing_event_blocks)}
     down = [f"{p.component} unreachable" for p in probes if not p.ok] + [
@@ -149,12 +150,24 @@ def cmd_status(args) -> int:
 
 
 def _print_status(data: dict) -> None:
+    from blockproof import status
+
     for name, probe in data["reachability"].items():
         print(f"{name:<9} {'reachable' if probe['ok'] else 'UNREACHABLE':<12} {probe['detail']}  ({probe['target']})")
     beats = {(b["component"], b["subject"]): b for b in data["heartbeats"]}
     for b in [data["batch"]] if "batch" in data else data.get("batches", []):
         held = "  PAUSED" if b["paused"] else (f"  ON HOLD: {b['on_hold']}" if b["on_hold"] else "")
-        print(f"batch {b['id']:>5}  {b['kind']:<6} {b['filename'][:40]:<40} {b['progress']}{held}")
+        print(f"batch {b['id']:>5}  {b['kind']:<6} {b['filename'][:40]:<40} {b['progress']}  fees "
+              f"{status.eth(b['fees_paid_wei'])} ({status.eth(b['fee_per_credential_wei'])} per credential){held}")
+    if data.get("fees"):
+        f = data["fees"]
+        budgets = "".join(f"  {name} budget {status.eth(f[key])}" for name, key in
+                          (("daily", "daily_budget_wei"), ("batch", "batch_budget_wei"), ("per-transaction", "max_tx_fee_wei"))
+                          if f[key])
+        print(f"fees     paid {status.eth(f['paid_wei'])} (L1 data {status.eth(f['l1_paid_wei'])}), "
+              f"{status.eth(f['fee_per_credential_wei'])} per credential; today (UTC) "
+              f"{status.eth(f['paid_today_wei'])} paid + {status.eth(f['pending_worst_case_wei'])} pending at worst"
+              f"{budgets}")
     for signer in data.get("signers", []):
         beat = beats.get(("signer", signer["address"]), {"age": "never", "stale": False})
         hold = f"  ON HOLD: {signer['hold_reason']}" if signer["hold_reason"] else ""

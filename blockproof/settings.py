@@ -89,7 +89,27 @@ class Settings(BaseSettings):
     resend_after_seconds: float = Field(12.0, description="rebroadcast / fee-bump a pending transaction after this long")
     fee_bump_percent: int = Field(12, description="fee increase per replacement, >= 10 (geth's rule)")
     max_fee_gwei: float = Field(500.0, description="ceiling for maxFeePerGas; never bump above it")
-    priority_fee_gwei: float = Field(1.0, description="starting maxPriorityFeePerGas")
+    priority_fee_gwei: float = Field(1.0, description="maxPriorityFeePerGas until the first eth_feeHistory answer, "
+                                     "and whenever the node does not serve eth_feeHistory")
+    tip_percentile: float = Field(50.0, description="the tip offered: this percentile of the tips paid in each of "
+                                  "the recent blocks (eth_feeHistory), the median over those blocks")
+    tip_floor_gwei: float = Field(0.01, description="the tip never goes below this (blocks with no transactions "
+                                  "say nothing about the market)")
+    tip_ceiling_gwei: float = Field(5.0, description="the tip never goes above this, however much others pay")
+    fee_history_blocks: int = Field(10, description="recent blocks eth_feeHistory reads for the tip")
+    fee_history_seconds: float = Field(
+        60.0, description="the signer asks eth_feeHistory (and the L1 data fee oracle) at most this often: "
+        "providers bill per call")
+    max_tx_fee_wei: int = Field(
+        0, description="per-transaction cap in wei on gas limit × maxFeePerGas, for first attempts and replacements: "
+        "the fee cap is lowered to fit, and a transaction whose tip alone would pass it is not sent; 0 = no cap")
+    fee_budget_daily_wei: int = Field(
+        0, description="spend budget in wei per UTC day, over every signer of this database: fees paid (receipts) "
+        "plus the worst case of pending transactions. When the next transaction could pass it, all issuance holds "
+        "until midnight UTC or until it is raised (a signer restart); 0 = no budget")
+    fee_budget_batch_wei: int = Field(
+        0, description="spend budget in wei per batch, counted the same way; a batch that reaches it holds, the "
+        "others go on; 0 = no budget")
     batch_gas_margin_percent: float = Field(3.0, description="gas limit = estimate × (1 + this/100) + 20,000 for batch calls")
     single_gas_margin_percent: float = Field(10.0, description="the same margin for single calls")
     base_fee_multiplier: float = Field(3.0, description="maxFeePerGas = base fee × this + tip")

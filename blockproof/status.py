@@ -4,7 +4,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from models.states import JobState, TxStatus
+from models.fees import batch_fees, spend, utc_midnight
+from models.states import JobState, TxStatus, utcnow
 from models.tables import Alert, Batch, ChainTransaction, ConsumerCheckpoint, Job, SignerState
 
 
@@ -41,6 +42,11 @@ def hold_reason(session: Session, batch: Batch) -> str:
         Alert.resolved_at == None)).scalars().first()  # noqa: E711
     if institution:
         return institution
+    budget = session.execute(select(Alert.message).where(
+        Alert.kind == "batch_on_hold", Alert.subject == str(batch.id),
+        Alert.resolved_at == None)).scalars().first()  # noqa: E711
+    if budget:
+        return budget
     return session.execute(select(SignerState.hold_reason).where(SignerState.hold_reason != "")).scalars().first() or ""
 
 
@@ -53,6 +59,7 @@ def batch_summary(session: Session, batch: Batch) -> dict:
             "created_at": batch.created_at.isoformat(), "paused": batch.paused, "rows": batch.row_count,
             "invalid": batch.invalid_count, "duplicates": batch.duplicate_count, "counts": counts,
             "transactions": tx_rows, **summarize_counts(counts), "progress": progress_line(counts),
+            **batch_fees(session, batch.id),
             "on_hold": hold_reason(session, batch) if summarize_counts(counts)["pending"] else ""}
 
 
@@ -64,6 +71,23 @@ def gas_per_credential(session: Session, batch_id: int | None = None) -> float |
         query = query.where(ChainTransaction.id.in_(tx_ids))
     gas, jobs = session.execute(query).one()
     return (gas / jobs) if gas and jobs else None
+
+
+def fee_panel(session: Session, settings) -> dict:
+    """Fees paid (receipts) ever and today (UTC), the worst case still pending, and the budgets they count against."""
+    ever = spend(session)
+    today = spend(session, since=utc_midnight(utcnow()))
+    issued = session.execute(select(func.count()).select_from(Job).where(
+        Job.state.in_((JobState.MINED.value, JobState.CONFIRMED.value)))).scalar_one()
+    return {"paid_wei": ever.paid_wei, "l1_paid_wei": ever.l1_paid_wei, "paid_today_wei": today.paid_wei,
+            "pending_worst_case_wei": ever.pending_wei, "spent_today_wei": today.total_wei,
+            "fee_per_credential_wei": ever.paid_wei // issued if issued and ever.paid_wei else None,
+            "daily_budget_wei": settings.fee_budget_daily_wei, "batch_budget_wei": settings.fee_budget_batch_wei,
+            "max_tx_fee_wei": settings.max_tx_fee_wei}
+
+
+def eth(wei: int | None) -> str:
+    return "-" if wei is None else f"{wei / 10**18:.6f} ETH"
 
 
 def signer_panel(session: Session) -> list[dict]:

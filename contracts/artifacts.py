@@ -16,6 +16,7 @@ VAULT = "BlockProofCredentialVault"
 BASIC = "BlockProofCredentialVaultBasic"
 V1 = "BlockProofCredentialVaultV1"  # the vault before the blob layout (issue 17), for bench/gas.py
 ARTIFACT_NAMES = (VAULT, BASIC, V1)
+L1_FEE_ORACLE_STUB = "L1FeeOracleStub"  # tests only: getL1Fee of an OP-stack GasPriceOracle, for Anvil
 
 _BATCH_CREDENTIAL = "(address,bytes32,string,string,uint64)"
 ISSUE_BATCH_SIGNATURE = f"issueCredentialBatch(address,string,{_BATCH_CREDENTIAL}[])"

@@ -4,6 +4,7 @@
 //   contracts/build/BlockProofCredentialVault.json
 //   contracts/build/BlockProofCredentialVaultBasic.json
 //   contracts/build/BlockProofCredentialVaultV1.json (the layout before issue 17, for bench/gas.py)
+//   contracts/build/L1FeeOracleStub.json (tests: an OP-stack GasPriceOracle's getL1Fee on Anvil)
 // Usage: node contracts/compile.mjs [--out DIR]
 import fs from "node:fs";
 import path from "node:path";
@@ -18,6 +19,7 @@ const CONTRACTS = [
   { name: "BlockProofCredentialVault", source: "contracts/BlockProofCredentialVault.sol" },
   { name: "BlockProofCredentialVaultBasic", source: "contracts/reference/BlockProofCredentialVaultBasic.sol" },
   { name: "BlockProofCredentialVaultV1", source: "contracts/reference/BlockProofCredentialVaultV1.sol" },
+  { name: "L1FeeOracleStub", source: "contracts/reference/L1FeeOracleStub.sol" },
 ];
 const SETTINGS = {
   evmVersion: "cancun",

@@ -123,6 +123,11 @@ class ChainTransaction(SQLModel, table=True):
     block_number: Optional[int] = Field(default=None, sa_column=Column(BigInteger))
     gas_used: Optional[int] = Field(default=None, sa_column=Column(BigInteger))
     effective_gas_price: Optional[int] = Field(default=None, sa_column=Column(Numeric(40, 0)))
+    batch_id: Optional[int] = Field(default=None, index=True)  # the batch whose jobs it carries (None: a no-op)
+    # the OP-stack L1 data fee: getL1Fee of the signed bytes when sent, the receipt's l1Fee once mined if it has
+    # one; and what the transaction paid in all, from its receipt: gasUsed × effectiveGasPrice + that
+    l1_fee_wei: Optional[int] = Field(default=None, sa_column=Column(Numeric(40, 0)))
+    fee_paid_wei: Optional[int] = Field(default=None, sa_column=Column(Numeric(40, 0)))
     last_sent_at: Optional[datetime] = None
     created_at: datetime = Field(default_factory=utcnow)
     mined_at: Optional[datetime] = None

@@ -78,7 +78,9 @@ def test_a_transaction_stuck_under_a_risen_base_fee_is_replaced_with_ten_percent
 
 
 def test_replacement_underpriced_is_not_a_job_failure(make_pipeline, sqlite_url, tmp_path):
-    p = make_pipeline(sqlite_url, extra_env=dict(FAST_SIGNER))
+    # the tip pinned to BLOCKPROOF_PRIORITY_FEE_GWEI (1) whatever eth_feeHistory says: the fees below are the signer's
+    p = make_pipeline(sqlite_url, extra_env=dict(FAST_SIGNER, BLOCKPROOF_TIP_FLOOR_GWEI="1",
+                                                 BLOCKPROOF_TIP_CEILING_GWEI="1"))
     p.start("consumer")
     p.start("signer")
     wait_for(lambda: signer_state(p), 60, what="the signer to start")

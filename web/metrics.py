@@ -10,12 +10,15 @@ from sqlalchemy import func, select
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlmodel import Session
 
-from models.states import JobKind, TxStatus
-from models.tables import ChainTransaction, Job, JobTransition
+from blockproof import status
+from models.fees import spend
+from models.states import JobKind
+from models.tables import Batch, Job, JobTransition
 from web import panels, queries
 from web.facts import Facts
 
 QUANTILES = (0.5, 0.9, 0.99)
+RECENT_BATCHES = 20  # per-batch series for the newest batches only: a label per batch ever would grow without end
 # a queue's role (web.facts) -> the `kind` label of blockproof_queue_messages that the documented alert rules use (docs/web-and-api.md)
 QUEUE_KINDS = {"work": "ready", "delayed": "delayed", "dead-letter": "dead"}
 
@@ -29,12 +32,10 @@ def lifetime_totals(session: Session) -> dict:
         JobTransition.from_state.in_(("failed", "dead")), JobTransition.to_state == "queued")).scalar_one()
     issued = session.execute(select(func.count()).select_from(Job).where(
         Job.kind == JobKind.ISSUE.value, Job.state == "confirmed")).scalar_one()
-    fees = sum(int(gas) * int(price) for gas, price in session.execute(
-        select(ChainTransaction.gas_used, ChainTransaction.effective_gas_price).where(
-            ChainTransaction.status.in_((TxStatus.MINED.value, TxStatus.REVERTED.value)), ChainTransaction.gas_used.is_not(None),
-            ChainTransaction.effective_gas_price.is_not(None))).all())
+    spent = spend(session)
     return {"issued": issued, "failed": moves.get("failed", 0), "dead": moves.get("dead", 0),
-            "retries_automatic": moves.get("retrying", 0), "retries_operator": by_operator, "fees_wei": fees}
+            "retries_automatic": moves.get("retrying", 0), "retries_operator": by_operator,
+            "fees_wei": spent.paid_wei, "l1_fees_wei": spent.l1_paid_wei}
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:
@@ -56,6 +57,9 @@ class PipelineCollector(Collector):
             alerts = panels.alerts(s, self.facts)
             throughput = queries.throughput(s, minutes=5)
             totals = lifetime_totals(s)
+            fee_panel = status.fee_panel(s, self.facts.settings)
+            recent = [status.batch_summary(s, b) for b in s.execute(
+                select(Batch).order_by(Batch.id.desc()).limit(RECENT_BATCHES)).scalars()]
         health = self.facts.health.get()
 
         yield CounterMetricFamily("blockproof_credentials_issued", "Credentials issued and confirmed (issue jobs "
@@ -71,7 +75,33 @@ class PipelineCollector(Collector):
         retries.add_metric(["operator"], totals["retries_operator"])
         yield retries
         yield CounterMetricFamily("blockproof_fees_paid_wei", "Fees paid by mined and reverted transactions "
-                                  "(gas used × effective gas price)", value=totals["fees_wei"])
+                                  "(gas used × effective gas price, plus the L1 data fee on OP-stack chains)",
+                                  value=totals["fees_wei"])
+        yield CounterMetricFamily("blockproof_l1_fees_paid_wei", "The L1 data fee part of blockproof_fees_paid_wei "
+                                  "(OP-stack chains)", value=totals["l1_fees_wei"])
+        if fee_panel["fee_per_credential_wei"] is not None:
+            yield GaugeMetricFamily("blockproof_fee_per_credential_wei", "Fees paid per credential mined, lifetime",
+                                    value=fee_panel["fee_per_credential_wei"])
+        yield GaugeMetricFamily("blockproof_fees_spent_today_wei", "Fees paid today (UTC) plus the worst case of "
+                                "pending transactions: what BLOCKPROOF_FEE_BUDGET_DAILY_WEI counts",
+                                value=fee_panel["spent_today_wei"])
+        budget = GaugeMetricFamily("blockproof_fee_budget_wei", "Spend budgets (0 = none)", labels=["per"])
+        budget.add_metric(["day"], fee_panel["daily_budget_wei"])
+        budget.add_metric(["batch"], fee_panel["batch_budget_wei"])
+        budget.add_metric(["transaction"], fee_panel["max_tx_fee_wei"])
+        yield budget
+        batch_fees = GaugeMetricFamily("blockproof_batch_fees_paid_wei", f"Fees paid by each of the {RECENT_BATCHES} "
+                                       "newest batches", labels=["batch"])
+        batch_per = GaugeMetricFamily("blockproof_batch_fee_per_credential_wei", f"Fees paid per credential mined, "
+                                      f"each of the {RECENT_BATCHES} newest batches", labels=["batch"])
+        batch_held = GaugeMetricFamily("blockproof_batch_on_hold", "1 when a batch waits (its fee budget is spent, "
+                                       "its institution is held, or it is paused)", labels=["batch"])
+        for b in recent:
+            batch_fees.add_metric([str(b["id"])], b["fees_paid_wei"])
+            if b["fee_per_credential_wei"] is not None:
+                batch_per.add_metric([str(b["id"])], b["fee_per_credential_wei"])
+            batch_held.add_metric([str(b["id"])], 1 if b["on_hold"] or b["paused"] else 0)
+        yield from (batch_fees, batch_per, batch_held)
 
         up = GaugeMetricFamily("blockproof_up", "1 when the component answered just now", labels=["component"])
         for name, component in health["components"].items():

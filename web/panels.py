@@ -14,7 +14,7 @@ from web.facts import DEFAULT_GAS_PER_CREDENTIAL, Facts
 
 ALERT_TITLES = {"deep_reorg": "Deep reorg", "stuck_transaction": "Stuck transaction", "low_balance": "Low balance",
                 "on_hold": "Issuance on hold", "missing_event": "Missing event",
-                "stale_heartbeat": "Worker not reporting"}
+                "stale_heartbeat": "Worker not reporting", "batch_on_hold": "Batch on hold (fee budget)"}
 
 
 def alerts(session: Session, facts: Facts | None = None) -> list[dict]:
@@ -30,9 +30,10 @@ def signers(session: Session, facts: Facts) -> list[dict]:
     gas_price = chain["gas_price_wei"]
     measured = status.gas_per_credential(session)
     gas_per_credential = int(measured) if measured else DEFAULT_GAS_PER_CREDENTIAL
+    l1 = l1_fee_per_credential(session)
     rows = []
     for row in status.signer_panel(session):
-        fee = gas_per_credential * gas_price if gas_price else None
+        fee = gas_per_credential * gas_price + l1 if gas_price else None
         heartbeat_age = None
         if row["heartbeat_at"]:
             from datetime import datetime
@@ -44,12 +45,27 @@ def signers(session: Session, facts: Facts) -> list[dict]:
             "balance_eth": row["balance_wei"] / 10**18, "gas_price_wei": gas_price,
             "gas_price_gwei": round(gas_price / 10**9, 3) if gas_price else None,
             "gas_per_credential": gas_per_credential, "gas_per_credential_measured": bool(measured),
-            "fee_per_credential_wei": fee,
+            "fee_per_credential_wei": fee, "l1_fee_per_credential_wei": l1,
             "issuances_left": int(row["balance_wei"] // fee) if fee else None,
             "nonce_gap": row["local_nonce"] - row["chain_nonce"], "heartbeat_age_seconds": heartbeat_age,
             "state": "paused by operator" if row["paused"] else ("on hold" if row["hold_reason"] else "issuing"),
         })
     return rows
+
+
+def l1_fee_per_credential(session: Session) -> int:
+    """The L1 data fee (OP-stack chains) paid per credential so far: part of what a credential costs."""
+    from sqlalchemy import func, select
+
+    from models.fees import spend
+    from models.tables import Job
+
+    l1 = spend(session).l1_paid_wei
+    if not l1:
+        return 0
+    issued = session.execute(select(func.count()).select_from(Job).where(
+        Job.state.in_(("mined", "confirmed")))).scalar_one()
+    return l1 // issued if issued else 0
 
 
 def indexer(session: Session, facts: Facts) -> dict | None:
@@ -66,4 +82,5 @@ def overview(session: Session, facts: Facts) -> dict:
     return {"alerts": alerts(session, facts), "health": facts.health.get(),
             "signers": signers(session, facts), "indexer": indexer(session, facts),
             "queues": facts.queues.get(), "throughput": queries.throughput(session), "jobs": counts,
-            "jobs_summary": status.summarize_counts(counts), "chain": facts.chain.get()}
+            "jobs_summary": status.summarize_counts(counts), "chain": facts.chain.get(),
+            "fees": status.fee_panel(session, facts.settings)}

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from blockproof import status
 from blockproof.verify import CREDENTIAL_ID_MAX
+from models.fees import credential_fee
 from models.ids import ROW_ID_MAX, is_row_id  # noqa: F401
 from models.states import JobKind, RETRYABLE_BY_PERSON, JobState, utcnow
 from models.tables import Batch, ChainTransaction, CredentialEvent, Job, JobTransition, RevocationEvent, TxAttempt
@@ -129,12 +130,15 @@ def batch_summary(session: Session, batch: Batch) -> dict:
 
 
 def _tx(tx: ChainTransaction, attempts: list[TxAttempt]) -> dict:
+    fee = None
+    if tx.gas_used is not None and tx.effective_gas_price is not None:
+        fee = int(tx.fee_paid_wei) if tx.fee_paid_wei is not None else tx.gas_used * int(tx.effective_gas_price)
     return {"id": tx.id, "signer": tx.signer, "nonce": tx.nonce, "kind": tx.kind, "status": tx.status,
             "job_count": tx.job_count, "gas_limit": tx.gas_limit, "mined_hash": tx.mined_hash,
             "block_number": tx.block_number, "gas_used": tx.gas_used,
             "effective_gas_price": int(tx.effective_gas_price) if tx.effective_gas_price is not None else None,
-            "fee_wei": (tx.gas_used * int(tx.effective_gas_price))
-            if tx.gas_used is not None and tx.effective_gas_price is not None else None,
+            "fee_wei": fee, "l1_fee_wei": int(tx.l1_fee_wei) if tx.l1_fee_wei is not None else None,
+            "fee_per_credential_wei": fee // max(tx.job_count, 1) if fee is not None else None,
             "created_at": tx.created_at.isoformat(), "mined_at": tx.mined_at.isoformat() if tx.mined_at else None,
             "attempts": [{"tx_hash": a.tx_hash, "status": a.status, "max_fee_per_gas": int(a.max_fee_per_gas),
                           "max_priority_fee_per_gas": int(a.max_priority_fee_per_gas),
@@ -152,6 +156,7 @@ def job_detail(session: Session, job_id: int) -> dict | None:
         "metadata_suffix": job.metadata_suffix, "revocation_reason": job.revocation_reason,
         "block_number": job.block_number, "retries": job.retries, "created_at": job.created_at.isoformat(),
         "next_attempt_at": job.next_attempt_at.isoformat() if job.next_attempt_at else None,
+        "fee_paid_wei": credential_fee(session, job),  # its share of the transaction that carried it
     }
     out["history"] = [{"from": t.from_state, "to": t.to_state, "reason": t.reason, "at": t.at.isoformat()}
                       for t in session.execute(select(JobTransition).where(JobTransition.job_id == job.id)

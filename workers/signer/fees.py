@@ -101,3 +101,29 @@ def fee_budget_hold(*, spent_today_wei: int, spent_batch_wei: int, next_cost_wei
                 f"the next transaction may cost up to {eth(next_cost_wei)}. Its jobs wait until the per-batch "
                 f"budget is raised.")
     return None
+
+
+def fees_under_cap(*, gas_limit: int, max_fee: int, tip: int, base_fee: int, cap_wei: int) -> tuple[int, int] | None:
+    """A first attempt's fees under the per-transaction cap: lowered to fit it, or None when the lowered fee cap
+    would leave less than the base fee plus the tip (such a transaction is never mined)."""
+    capped = within_tx_fee_cap(gas_limit=gas_limit, max_fee=max_fee, tip=tip, cap_wei=cap_wei)
+    if capped is None or (capped[0] < max_fee and capped[0] < base_fee + tip):
+        return None
+    return capped
+
+
+def rows_under_cap(*, rows: int, gas_limit: int, max_fee: int, cap_wei: int) -> int:
+    """How many of a batch's rows a transaction at `max_fee` may carry under the cap (0: not even one)."""
+    if cap_wei <= 0:
+        return rows
+    return min(rows, rows * (cap_wei // max(max_fee, 1)) // max(gas_limit, 1))
+
+
+def fee_ceiling_for(*, gas_limit: int, ceiling: int, cap_wei: int) -> int:
+    """The highest maxFeePerGas a transaction of this gas limit may carry: the ceiling, or less under the cap."""
+    return min(ceiling, cap_wei // max(gas_limit, 1)) if cap_wei > 0 else ceiling
+
+
+def l1_fee_estimate(*, wei_per_byte: float, size_bytes: int) -> int:
+    """The L1 data fee of a transaction of this size, at the rate the oracle quoted for a sample."""
+    return int(wei_per_byte * size_bytes)

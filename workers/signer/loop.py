@@ -2,6 +2,7 @@
 writes ahead, broadcasts, and keeps every sent transaction moving until it is mined."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -14,9 +15,11 @@ from sqlmodel import Session
 from blockproof.errors import RpcError, RpcUnavailable
 from chain.rpc import Rpc, WrongChain
 from blockproof.settings import Settings
+from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 from models.alerts import raise_alert, resolve_alerts
 from models.db import session_scope
+from models.fees import spend, utc_midnight, worst_case
 from models.states import AttemptStatus, JobState, TxStatus, utcnow
 from models.tables import Batch, ChainTransaction, Job, SignerState, TxAttempt
 from models.transitions import claim_ready, link_submitted, move_attempt, transition_many
@@ -36,6 +39,22 @@ SINGLE_GAS_PER_CREDENTIAL = 280_000
 # the first batch is sized for the dearest rows measured (distinct 66-character URIs, ≈238k gas each), so
 # its pre-flight fits the gas budget and the node's call gas cap; estimates then size the next ones
 FIRST_BATCH_GAS_PER_CREDENTIAL = 240_000
+# OP-stack chains: the GasPriceOracle predeploy quotes the L1 data fee of a transaction's bytes (getL1Fee(bytes))
+GAS_PRICE_ORACLE = "0x420000000000000000000000000000000000000F"
+GET_L1_FEE = "0x49948e0e"
+# the oracle's rate is read from a sample this big (incompressible, like a signature); calldata bytes per
+# credential for the runway, and the bytes a signed transaction adds to its calldata (measured on the vault)
+L1_SAMPLE = bytes(hashlib.sha256(i.to_bytes(4, "big")).digest()[j] for i in range(32) for j in range(32))
+BATCH_BYTES_PER_CREDENTIAL = 130
+SINGLE_BYTES_PER_CREDENTIAL = 420
+ENVELOPE_BYTES = 120
+# holds the signer itself sets (not a contract condition): the pre-flight passing does not lift them
+SIGNER_HOLDS = ("Insufficient funds", "Daily fee budget", "Per-transaction fee cap")
+FEE_HOLDS = ("Daily fee budget", "Per-transaction fee cap")
+
+
+def get_l1_fee_data(raw: bytes) -> str:
+    return GET_L1_FEE + abi_encode(["bytes"], [raw]).hex()
 
 
 class Signer:
@@ -80,14 +99,22 @@ class Signer:
         self._watched = 0  # transactions the last track() looked at
         self._idle = False
         self.block_gas_limit = 0
+        self.tip = int(settings.priority_fee_gwei * GWEI)  # from eth_feeHistory once it answers
+        self._fee_history_at: float | None = None
+        self.l1_oracle = False  # the chain has an OP-stack GasPriceOracle: L1 data fees count
+        self.l1_wei_per_byte = 0.0
+        self.batch_holds: dict[int, tuple[str, float]] = {}  # batch → (reason, last checked): its budget is spent
+        self._budget_checked: set[int] = set()  # batches whose hold alert a budget check has looked at
 
     # ---- start-up ------------------------------------------------------------------------
     def prepare(self) -> None:
         self.chain_id = self.rpc.chain_id()
         self.batch_extension = has_batch_extension(self.rpc, self.vault)
         self.packed_rows = self.batch_extension and has_packed_batch(self.rpc, self.vault)
+        self.l1_oracle = self.rpc.call("eth_getCode", GAS_PRICE_ORACLE, "latest") not in ("0x", "0x0", "", None)
         with session_scope(self.engine) as s:
-            nonce.load_state(s, self.rpc, self.address)
+            state = nonce.load_state(s, self.rpc, self.address)
+            self.hold_reason = state.hold_reason  # looked at again: lifted when its cause is gone
         log.info("signer %s ready (chain %s, batch extension: %s)", self.address, self.chain_id, self.batch_extension)
 
     # ---- the loop ------------------------------------------------------------------------
@@ -166,15 +193,25 @@ class Signer:
         now = time.monotonic()
         if not force and now - self._facts_at < (self.settings.signer_idle_refresh_seconds if idle else 1.0):
             return
-        replies = self.rpc.batch([
+        calls = [
             ("eth_getBlockByNumber", ["latest", False]),
             ("eth_getBalance", [self.address, "latest"]),
             ("eth_getTransactionCount", [self.address, "latest"]),
-        ])
-        for reply in replies:
+        ]
+        market = self._fee_history_at is None or now - self._fee_history_at >= self.settings.fee_history_seconds
+        if market:
+            calls.append(("eth_feeHistory", [hex(self.settings.fee_history_blocks), "latest",
+                                             [self.settings.tip_percentile]]))
+            if self.l1_oracle:
+                calls.append(("eth_call", [{"to": GAS_PRICE_ORACLE, "data": get_l1_fee_data(L1_SAMPLE)}, "latest"]))
+        replies = self.rpc.batch(calls)
+        for reply in replies[:3]:
             if isinstance(reply, RpcError):
                 raise reply
-        block, balance, chain_nonce = replies
+        block, balance, chain_nonce = replies[:3]
+        if market:
+            self._read_market(replies[3:])
+            self._fee_history_at = now
         self.head = int(block["number"], 16)
         self.base_fee = int(block.get("baseFeePerGas", "0x0"), 16)
         self.block_gas_limit = int(block.get("gasLimit", "0x0"), 16)
@@ -193,10 +230,31 @@ class Signer:
             s.add(state)
             self._check_low_balance(s)
 
+    def _read_market(self, replies: list) -> None:
+        """The tip from eth_feeHistory; the L1 data fee rate from the oracle. A node without eth_feeHistory
+        leaves the tip at BLOCKPROOF_PRIORITY_FEE_GWEI."""
+        settings = self.settings
+        history = replies[0]
+        if isinstance(history, RpcError):
+            log.info("eth_feeHistory unanswered (%s): tip stays %s gwei", history.message[:80], self.tip / GWEI)
+        else:
+            tip = fees.tip_from_fee_history(history.get("reward") or [], floor=int(settings.tip_floor_gwei * GWEI),
+                                            ceiling=int(settings.tip_ceiling_gwei * GWEI))
+            if tip != self.tip:
+                log.info("tip %s gwei (eth_feeHistory, percentile %s of %s blocks)", tip / GWEI,
+                         settings.tip_percentile, settings.fee_history_blocks)
+            self.tip = tip
+        if len(replies) > 1 and not isinstance(replies[1], RpcError):
+            self.l1_wei_per_byte = int(replies[1], 16) / len(L1_SAMPLE)
+
+    def _l1_fee(self, size_bytes: int) -> int:
+        return fees.l1_fee_estimate(wei_per_byte=self.l1_wei_per_byte, size_bytes=size_bytes) if self.l1_oracle else 0
+
     def _check_low_balance(self, s: Session) -> None:
         """Alert before the money runs out, not after: how many more credentials does the balance pay for?"""
-        per_credential = (BATCH_GAS_PER_CREDENTIAL if self.batch_extension else SINGLE_GAS_PER_CREDENTIAL) \
-            * max(self._initial_fees()[0], 1)
+        gas, size = ((BATCH_GAS_PER_CREDENTIAL, BATCH_BYTES_PER_CREDENTIAL) if self.batch_extension
+                     else (SINGLE_GAS_PER_CREDENTIAL, SINGLE_BYTES_PER_CREDENTIAL))
+        per_credential = max(gas * self._initial_fees()[0] + self._l1_fee(size), 1)
         left = self.balance // per_credential
         if left < self.settings.low_balance_issuances:
             raise_alert(s, "low_balance", self.address,
@@ -308,9 +366,13 @@ class Signer:
 
     def _initial_fees(self) -> tuple[int, int]:
         settings = self.settings
-        return fees.initial_fees(base_fee=self.base_fee, tip=int(settings.priority_fee_gwei * GWEI),
-                                 base_fee_multiplier=settings.base_fee_multiplier,
+        return fees.initial_fees(base_fee=self.base_fee, tip=self.tip, base_fee_multiplier=settings.base_fee_multiplier,
                                  ceiling=int(settings.max_fee_gwei * GWEI))
+
+    def _fee_ceiling_for(self, gas_limit: int) -> int:
+        """The highest maxFeePerGas a transaction (first attempt or replacement) of this gas limit may carry."""
+        return fees.fee_ceiling_for(gas_limit=gas_limit, ceiling=int(self.settings.max_fee_gwei * GWEI),
+                                    cap_wei=self.settings.max_tx_fee_wei)
 
     def _keep_moving(self, s: Session, tx: ChainTransaction, latest: TxAttempt) -> bool:
         """Re-send the latest attempt's identical bytes when it is due (never sent since a crash, dropped,
@@ -334,7 +396,7 @@ class Signer:
             bumped = fees.bumped_fees(
                 max_fee=int(latest.max_fee_per_gas), tip=int(latest.max_priority_fee_per_gas),
                 base_fee=self.base_fee, bump_percent=settings.fee_bump_percent,
-                base_fee_multiplier=settings.base_fee_multiplier, ceiling=int(settings.max_fee_gwei * GWEI),
+                base_fee_multiplier=settings.base_fee_multiplier, ceiling=self._fee_ceiling_for(tx.gas_limit),
             )
             if bumped:
                 self._check_lease(s)
@@ -424,7 +486,8 @@ class Signer:
         self._hold_checked = time.monotonic()
         with session_scope(self.engine) as s:
             size = self._batch_limit if self.batch_extension else min(room, self.settings.batch_size)
-            jobs = packer.next_ready_jobs(s, max(1, size), skip_institutions=self._held_institutions())
+            jobs = packer.next_ready_jobs(s, max(1, size), skip_institutions=self._held_institutions(),
+                                          skip_batches=self._held_batches())
             if not jobs:
                 self._progressed()  # nothing to do is not a stall
                 return None
@@ -448,7 +511,7 @@ class Signer:
             if condition and condition.holds_everything:
                 self._set_hold(s, condition.message)
                 return None
-            if self.hold_reason and not self.hold_reason.startswith("Insufficient funds"):
+            if self.hold_reason and not self.hold_reason.startswith(SIGNER_HOLDS):
                 self._clear_hold(s)
             institution = jobs[0].institution
             if condition:
@@ -516,9 +579,12 @@ class Signer:
                         error_code=revert.code, error_message=revert.message, retryable=revert.retryable)
         self._progressed()
 
-    def _sign_and_send(self, s: Session, ready: list[tuple[packer.Call, int]]) -> int:
-        max_fee, tip = self._initial_fees()
+    def _sign_and_send(self, s: Session, ready: list[tuple[packer.Call, int]]) -> int | None:
         limits = [self._gas_limit(call, gas) for call, gas in ready]
+        priced = self._price(s, ready, limits)
+        if priced is None or isinstance(priced, int):
+            return priced
+        max_fee, tip = priced
         need = sum(limits) * max_fee
         if need > self.balance:
             self._set_hold(s, f"Insufficient funds: the signer {self.address} has {self.balance / 10**18:.6f} ETH "
@@ -532,11 +598,13 @@ class Signer:
         self._check_lease(s)
         first = nonce.reserve(s, self.address, self.chain_nonce, count=len(ready))
         txs = [ChainTransaction(signer=self.address, nonce=first + i, kind=call.kind, to_address=self.vault,
-                                data=call.data, gas_limit=limit, job_count=len(call.jobs))
+                                data=call.data, gas_limit=limit, job_count=len(call.jobs),
+                                batch_id=call.jobs[0].batch_id)
                for i, ((call, _), limit) in enumerate(zip(ready, limits))]
         s.add_all(txs)
         s.flush()
         attempts = sender.new_attempts(s, self.account, chain_id=self.chain_id, txs=txs, max_fee=max_fee, tip=tip)
+        self._quote_l1_fees(txs, attempts)
         link_submitted(s, [(call.jobs, tx, attempt) for (call, _), tx, attempt in zip(ready, txs, attempts)])
         s.commit()  # write-ahead: every signed attempt is on disk before any is broadcast
         outcomes = sender.broadcast_many(self.rpc, [a.raw for a in attempts])
@@ -545,6 +613,64 @@ class Signer:
             self._apply_outcome(s, tx, attempt, outcome, error)
         self._progressed()
         return len(txs)
+
+    def _price(self, s: Session, ready: list[tuple[packer.Call, int]], limits: list[int]):
+        """(maxFeePerGas, tip) for these first attempts under the per-transaction cap and the spend budgets; or
+        what _sign_and_send returns instead: None when all issuance holds, 0 when only this batch waits or it is
+        to be rebuilt smaller."""
+        settings = self.settings
+        max_fee, tip = self._initial_fees()
+        largest = max(limits)
+        capped = fees.fees_under_cap(gas_limit=largest, max_fee=max_fee, tip=tip, base_fee=self.base_fee,
+                                     cap_wei=settings.max_tx_fee_wei)
+        if capped is None:
+            rows = len(ready[0][0].jobs)
+            fitting = fees.rows_under_cap(rows=rows, gas_limit=largest, max_fee=max_fee, cap_wei=settings.max_tx_fee_wei)
+            if len(ready) == 1 and ready[0][0].kind.endswith("_batch") and 1 <= fitting < rows:
+                self._batch_limit = fitting
+                log.info("a batch of %d rows may cost more than BLOCKPROOF_MAX_TX_FEE_WEI: batches of %d", rows, fitting)
+                return 0
+            self._set_hold(s, f"Per-transaction fee cap: a transaction of {largest:,} gas at the base fee of "
+                              f"{self.base_fee / GWEI:.3f} gwei plus a {tip / GWEI:.3f} gwei tip may cost "
+                              f"{largest * max_fee / 10**18:.6f} ETH, over BLOCKPROOF_MAX_TX_FEE_WEI "
+                              f"({settings.max_tx_fee_wei / 10**18:.6f} ETH). Jobs wait until fees fall or the cap "
+                              f"is raised.")
+            return None
+        max_fee, tip = capped
+        batch_id = ready[0][0].jobs[0].batch_id
+        if settings.fee_budget_daily_wei > 0 or settings.fee_budget_batch_wei > 0:
+            next_cost = sum(worst_case(gas_limit=limit, max_fee=max_fee,
+                                       l1_fee=self._l1_fee(len(call.data) // 2 + ENVELOPE_BYTES))
+                            for (call, _), limit in zip(ready, limits))
+            today = spend(s, since=utc_midnight(utcnow())) if settings.fee_budget_daily_wei > 0 else None
+            batch = spend(s, batch_id=batch_id) if settings.fee_budget_batch_wei > 0 else None
+            reason = fees.fee_budget_hold(
+                spent_today_wei=today.total_wei if today else 0, spent_batch_wei=batch.total_wei if batch else 0,
+                next_cost_wei=next_cost, daily_budget_wei=settings.fee_budget_daily_wei,
+                batch_budget_wei=settings.fee_budget_batch_wei, batch_id=batch_id)
+            if reason and reason.startswith("Daily"):
+                self._set_hold(s, reason)
+                return None
+            if reason:
+                self._hold_batch(s, batch_id, reason)
+                return 0
+        if self.hold_reason.startswith(FEE_HOLDS):
+            self._clear_hold(s)
+        if batch_id in self.batch_holds or batch_id not in self._budget_checked:
+            self._release_batch(s, batch_id)
+        return max_fee, tip
+
+    def _quote_l1_fees(self, txs: list[ChainTransaction], attempts: list[TxAttempt]) -> None:
+        """On an OP-stack chain, what the oracle says each signed transaction pays for its L1 data."""
+        if not self.l1_oracle:
+            return
+        replies = self.rpc.batch([("eth_call", [{"to": GAS_PRICE_ORACLE, "data": get_l1_fee_data(
+            bytes.fromhex(a.raw[2:]))}, "latest"]) for a in attempts])
+        for tx, attempt, reply in zip(txs, attempts, replies):
+            if isinstance(reply, RpcError):  # counted at the sample's rate rather than not at all
+                tx.l1_fee_wei = self._l1_fee(len(attempt.raw) // 2 - 1)
+            else:
+                tx.l1_fee_wei = int(reply, 16)
 
     def _claim(self, s: Session, ready: list[tuple[packer.Call, int]], limits: list[int]):
         """Keep only the jobs still ready now; a call that lost some of its jobs is rebuilt without them (its
@@ -582,6 +708,27 @@ class Signer:
             log.warning("issuance for institution %s on hold: %s", institution, reason)
         self.institution_holds[institution] = (reason, time.monotonic())
         raise_alert(s, "institution_on_hold", institution, reason)
+
+    def _held_batches(self) -> set[int]:
+        now = time.monotonic()
+        return {b for b, (_, checked) in self.batch_holds.items() if now - checked < HOLD_RECHECK_SECONDS}
+
+    def _hold_batch(self, s: Session, batch_id: int, reason: str) -> None:
+        """Only this batch's jobs wait (its fee budget is spent); every other batch's go on."""
+        if self.batch_holds.get(batch_id, ("",))[0] != reason:
+            log.warning("batch %s on hold: %s", batch_id, reason)
+        self.batch_holds[batch_id] = (reason, time.monotonic())
+        self._budget_checked.add(batch_id)
+        raise_alert(s, "batch_on_hold", str(batch_id), reason)
+        self._progressed()  # a spent budget is not a stall
+
+    def _release_batch(self, s: Session, batch_id: int) -> None:
+        """Its budget fits again (raised, or a pending transaction cost less than its worst case)."""
+        held = self.batch_holds.pop(batch_id, None)
+        if held:
+            log.info("batch %s resumes (was: %s)", batch_id, held[0])
+        self._budget_checked.add(batch_id)
+        resolve_alerts(s, "batch_on_hold", str(batch_id))
 
     def _release_institution(self, s: Session, institution: str) -> None:
         reason, _ = self.institution_holds.pop(institution)

@@ -19,9 +19,9 @@ class Call:
 
 
 def next_ready_jobs(session: Session, limit: int, exclude: set[int] = frozenset(),
-                    skip_institutions: set[str] = frozenset()) -> list[Job]:
-    """Oldest ready jobs of one (kind, institution, batch), skipping paused batches and institutions whose
-    issuance is on hold."""
+                    skip_institutions: set[str] = frozenset(), skip_batches: set[int] = frozenset()) -> list[Job]:
+    """Oldest ready jobs of one (kind, institution, batch), skipping paused batches, batches on hold (their fee
+    budget is spent) and institutions whose issuance is on hold."""
     first = session.execute(
         select(Job)
         .join(Batch, Batch.id == Job.batch_id)
@@ -29,6 +29,7 @@ def next_ready_jobs(session: Session, limit: int, exclude: set[int] = frozenset(
         .where((Job.next_attempt_at == None) | (Job.next_attempt_at <= utcnow()))  # noqa: E711
         .where(Job.id.not_in(exclude) if exclude else True)
         .where(Job.institution.not_in(skip_institutions) if skip_institutions else True)
+        .where(Job.batch_id.not_in(skip_batches) if skip_batches else True)
         .order_by(Job.id)
         .limit(1)
     ).scalars().first()

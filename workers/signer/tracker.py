@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from models.states import AttemptStatus, JobState, TxStatus, utcnow
 from models.transitions import move_attempt, move_tx
+from models.fees import paid_by
 from models.tables import ChainTransaction, Job, TxAttempt
 from models.transitions import transition_many
 
@@ -24,8 +25,7 @@ def record_mined(session: Session, tx: ChainTransaction, attempt: TxAttempt, rec
     move_tx(tx, TxStatus.MINED if status == 1 else TxStatus.REVERTED)
     tx.mined_hash = attempt.tx_hash
     tx.block_number = int(receipt["blockNumber"], 16)
-    tx.gas_used = int(receipt["gasUsed"], 16)
-    tx.effective_gas_price = int(receipt.get("effectiveGasPrice", "0x0"), 16)
+    record_fee(tx, receipt)
     tx.mined_at = utcnow()
     session.add(tx)
     for other in session.execute(select(TxAttempt).where(TxAttempt.transaction_id == tx.id)).scalars():
@@ -52,6 +52,17 @@ def record_mined(session: Session, tx: ChainTransaction, attempt: TxAttempt, rec
                        retries=job.retries + 1, transaction_id=None)
 
 
+def record_fee(tx: ChainTransaction, receipt: dict) -> None:
+    """What the mined attempt paid: gasUsed × effectiveGasPrice, plus the L1 data fee of an OP-stack chain (the
+    receipt's l1Fee; from a node that leaves it out, what getL1Fee said when the transaction was signed)."""
+    tx.gas_used = int(receipt["gasUsed"], 16)
+    tx.effective_gas_price = int(receipt.get("effectiveGasPrice", "0x0"), 16)
+    l1 = receipt.get("l1Fee")
+    if l1:
+        tx.l1_fee_wei = int(l1, 16)
+    tx.fee_paid_wei = paid_by(gas_used=tx.gas_used, effective_gas_price=tx.effective_gas_price, l1_fee=int(tx.l1_fee_wei) if tx.l1_fee_wei is not None else None)
+
+
 def record_superseded(session: Session, tx: ChainTransaction) -> None:
     """Our nonce was consumed by a transaction we did not sign: the jobs go back to be signed anew."""
     move_tx(tx, TxStatus.SUPERSEDED)
@@ -69,6 +80,7 @@ def record_unmined(session: Session, tx: ChainTransaction) -> None:
     move_tx(tx, TxStatus.PENDING)
     tx.block_number = None
     tx.mined_hash = None
+    tx.fee_paid_wei = None  # pending again: counted at its worst case until a receipt says otherwise
     tx.last_sent_at = None
     session.add(tx)
     for attempt in session.execute(select(TxAttempt).where(TxAttempt.transaction_id == tx.id)).scalars():
@@ -86,6 +98,7 @@ def record_moved(session: Session, tx: ChainTransaction, attempt: TxAttempt, rec
     log.warning("transaction nonce %s moved from block %s to %s (reorg)", tx.nonce, tx.block_number, block)
     tx.block_number = block
     tx.mined_hash = attempt.tx_hash
+    record_fee(tx, receipt)
     session.add(tx)
     for other in session.execute(select(TxAttempt).where(TxAttempt.transaction_id == tx.id)).scalars():
         move_attempt(other, AttemptStatus.MINED if other.id == attempt.id else AttemptStatus.REPLACED)
