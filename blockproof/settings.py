@@ -166,6 +166,11 @@ class Settings(BaseSettings):
         Path("var/uploads"), description="web uploads waiting for their commit (one folder per token); give each "
         "instance its own")
 
+    def idle_interval(self, seconds: float) -> float:
+        """How long an idle worker may wait between reports: its idle setting, but never so long that its
+        heartbeat looks stale (a stale threshold set below an idle interval would raise false alarms)."""
+        return min(seconds, self.heartbeat_stale_seconds / 3)
+
     def explorer_tx_url(self, tx_hash: str) -> str | None:
         return f"{self.explorer_url.rstrip('/')}/tx/{tx_hash}" if self.explorer_url else None
 

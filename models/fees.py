@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import func, select
+from sqlmodel import col
 from sqlmodel import Session
 
 from models.states import JobState, TxStatus
@@ -25,7 +26,7 @@ def worst_case(*, gas_limit: int, max_fee: int, l1_fee: int | None) -> int:
     return gas_limit * max_fee + (l1_fee or 0)
 
 
-def _paid(fee_paid, gas_used, price) -> int:
+def _paid(fee_paid: str | int | None, gas_used: int | None, price: str | int | None) -> int:
     if fee_paid is not None:
         return int(fee_paid)
     return int(gas_used) * int(price) if gas_used is not None and price is not None else 0  # before migration 0007
@@ -52,7 +53,7 @@ def spend(session: Session, *, since: datetime | None = None, batch_id: int | No
                      .join(TxAttempt, TxAttempt.transaction_id == ChainTransaction.id)
                      .where(ChainTransaction.status == TxStatus.PENDING.value).group_by(ChainTransaction.id, ChainTransaction.gas_limit, ChainTransaction.l1_fee_wei))
     if since is not None:
-        paid_query = paid_query.where(ChainTransaction.mined_at >= since)
+        paid_query = paid_query.where(col(ChainTransaction.mined_at) >= since)
     if batch_id is not None:
         paid_query = paid_query.where(ChainTransaction.batch_id == batch_id)
         pending_query = pending_query.where(ChainTransaction.batch_id == batch_id)
@@ -68,7 +69,7 @@ def utc_midnight(now: datetime) -> datetime:
     return now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def batch_fees(session: Session, batch_id: int) -> dict:
+def batch_fees(session: Session, batch_id: int) -> dict[str, int | None]:
     """A batch's fees: paid in all (L1 part apart), per credential it issued, and the worst case still pending."""
     spent = spend(session, batch_id=batch_id)
     credentials = session.execute(select(func.count()).select_from(Job).where(
@@ -85,4 +86,4 @@ def credential_fee(session: Session, job: Job) -> int | None:
     tx = session.execute(select(ChainTransaction).where(ChainTransaction.mined_hash == job.tx_hash)).scalars().first()
     if tx is None or tx.gas_used is None:
         return None
-    return _paid(tx.fee_paid_wei, tx.gas_used, tx.effective_gas_price) // max(tx.job_count, 1)
+    return int(_paid(tx.fee_paid_wei, tx.gas_used, tx.effective_gas_price) // max(tx.job_count, 1))

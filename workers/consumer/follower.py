@@ -94,7 +94,7 @@ class Follower:
     def _wait_for_work(self) -> None:
         """Caught up: read again after consumer_poll_seconds while jobs wait for the chain, otherwise after
         consumer_idle_poll_seconds (or as soon as a job is sent)."""
-        idle_until = time.monotonic() + self.settings.consumer_idle_poll_seconds
+        idle_until = time.monotonic() + self.settings.idle_interval(self.settings.consumer_idle_poll_seconds)
         while not self.stop_event.wait(self.settings.consumer_poll_seconds):
             if time.monotonic() >= idle_until:
                 return

@@ -191,7 +191,7 @@ class Signer:
 
     def refresh_chain_facts(self, force: bool = False, idle: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._facts_at < (self.settings.signer_idle_refresh_seconds if idle else 1.0):
+        if not force and now - self._facts_at < (self.settings.idle_interval(self.settings.signer_idle_refresh_seconds) if idle else 1.0):
             return
         calls = [
             ("eth_getBlockByNumber", ["latest", False]),
