@@ -81,8 +81,8 @@ def first_attempt_of_newest(p):
 
 
 def test_the_tip_follows_fee_history_between_its_floor_and_its_ceiling(make_pipeline, sqlite_url, tmp_path):
-    # the market is read as the transaction is signed (no throttle here); mining waits meanwhile, so the last ten
-    # blocks are the ones made here
+    # the market is read with the chain's other facts (no throttle of its own here); each upload waits until the
+    # signer has read the blocks made for it, and mining waits meanwhile, so the last ten blocks are those
     p = make_pipeline(sqlite_url, extra_env=FAST_SIGNER | {"BLOCKPROOF_TIP_FLOOR_GWEI": "0.5",
                                                           "BLOCKPROOF_TIP_CEILING_GWEI": "5",
                                                           "BLOCKPROOF_FEE_HISTORY_SECONDS": "0"})
@@ -96,6 +96,7 @@ def test_the_tip_follows_fee_history_between_its_floor_and_its_ceiling(make_pipe
     assert {int(attempts(p.engine, tx.id)[0].max_priority_fee_per_gas) for tx in transactions(p.engine)} == {3 * GWEI}
 
     tipped_blocks(p, 9 * GWEI, 10)  # dearer than the ceiling
+    wait_for(lambda: "tip 5.0 gwei" in p.log("signer"), 60, what="the signer to read the dearer market")
     second = p.upload(rows_csv(tmp_path, 5, 302))
     wait_for(lambda: len(transactions(p.engine)) == 2, 60, what="a second transaction")
     resume_mining(p)
@@ -105,6 +106,7 @@ def test_the_tip_follows_fee_history_between_its_floor_and_its_ceiling(make_pipe
     pause_mining(p)  # only empty blocks: they say nothing about the market, and the tip falls to its floor
     for _ in range(10):
         p.chain.rpc("evm_mine")
+    wait_for(lambda: "tip 0.5 gwei" in p.log("signer"), 60, what="the signer to read the empty blocks")
     third = p.upload(rows_csv(tmp_path, 5, 303))
     wait_for(lambda: len(transactions(p.engine)) == 3, 60, what="a third transaction")
     resume_mining(p)
