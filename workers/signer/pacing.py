@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 # the blocks looked back on: long enough to make up for a block the signer missed, short enough that a burst
 # of catching up stays within one block's target
@@ -37,6 +37,7 @@ class Block:
     gas_used: int
     gas_limit: int
     base_fee: int
+    timestamp: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,13 @@ class Allowance:
         if self.gas is None:
             return None
         return max(0, self.gas) // max(gas_per_transaction, 1)
+
+
+def block_seconds(blocks: list[Block], *, default: float) -> float:
+    """The chain's block time, from the first and last blocks seen (`default` until two are)."""
+    if len(blocks) < 2 or blocks[-1].number <= blocks[0].number or blocks[-1].timestamp <= blocks[0].timestamp:
+        return default
+    return (blocks[-1].timestamp - blocks[0].timestamp) / (blocks[-1].number - blocks[0].number)
 
 
 def others_per_block(blocks: list[Block], own_gas: dict[int, int]) -> int:
@@ -135,3 +143,42 @@ def next_base_fee(base_fee: int, gas_used: int, gas_limit: int) -> int:
     if gas_used > target:
         return base_fee + max(1, base_fee * (gas_used - target) // target // 8)
     return base_fee - base_fee * (target - gas_used) // target // 8
+
+
+def parse_deadline(text: str, now: datetime) -> datetime:
+    """A batch deadline as an operator writes it: a duration from now ("90m", "2h", "1d", "45s") or an ISO
+    8601 time ("2026-12-01T18:00", UTC unless it names its offset). ValueError naming the reason."""
+    text = text.strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1:].lower() in units and text[:-1].replace(".", "", 1).isdigit():
+        return now + timedelta(seconds=float(text[:-1]) * units[text[-1].lower()])
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"deadline {text!r}: expected a duration (90m, 2h, 1d) or a time "
+                         f"(2026-12-01T18:00, UTC unless an offset is given)") from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    if at <= now:
+        raise ValueError(f"deadline {text!r} is in the past (now {now:%Y-%m-%d %H:%M} UTC)")
+    return at
+
+
+def deadline_price(*, credentials: int, gas_per_credential: int, gas_limit: int, block_seconds: float,
+                   seconds: float) -> str:
+    """What a deadline costs, in words: the gas a block it needs against the target, and the base fee rise."""
+    target = gas_limit // 2
+    blocks = max(seconds / block_seconds, 1.0)
+    needed = credentials * gas_per_credential / blocks
+    at_target = credentials * gas_per_credential / max(target, 1) * block_seconds
+    if needed <= target:
+        return (f"{needed / 1e6:,.1f}M gas a block of {gas_limit / 1e6:,.0f}M needed, within the EIP-1559 target: "
+                f"the batch goes at the paced rate (about {at_target / 60:,.0f} min) and the base fee stays flat")
+    if needed > gas_limit:
+        return (f"more than full blocks needed ({needed / 1e6:,.1f}M gas a block of {gas_limit / 1e6:,.0f}M): "
+                f"the batch goes as fast as possible (BLOCKPROOF_PACING=max), the base fee rising 12.5% a block "
+                f"while it runs; at the paced rate it would take about {at_target / 60:,.0f} min")
+    rise = rise_percent(int(needed), gas_limit)
+    return (f"{needed / 1e6:,.1f}M gas a block of {gas_limit / 1e6:,.0f}M needed, above the target: the base fee "
+            f"rises about {rise:.1f}% a block while it runs (×{(1 + rise / 100) ** min(blocks, 10_000):,.1f} over "
+            f"{blocks:,.0f} blocks); at the paced rate it would take about {at_target / 60:,.0f} min")
