@@ -83,6 +83,15 @@ def test_other_traffic_shrinks_our_share():
     assert a.transactions(4_500_000) == 2
 
 
+def test_a_smaller_transaction_only_for_half_a_blocks_share():
+    chain = blocks(USED, USED, USED, USED)
+    own = {b.number: USED for b in chain}
+    saved = decide(chain, own, pending=TX)  # the 2M a steady run saves up: not worth a transaction
+    assert saved.gas == 4 * (TARGET - USED) and not saved.worth_a_smaller_transaction(TX)
+    busy = decide(blocks(*[15_000_000] * 4), {n: 9_000_000 for n in range(100, 104)})
+    assert busy.transactions(TX) == 0 and busy.worth_a_smaller_transaction(TX)  # 9M of a 9M share
+
+
 def test_other_traffic_at_or_above_the_target_gets_nothing_added():
     chain = blocks(20_000_000, 18_000_000, 16_000_000, 17_000_000)
     a = decide(chain, {})

@@ -450,8 +450,8 @@ class Signer:
         per_tx = (fees.tx_gas_budget(self.block_gas_limit, self.settings.max_tx_gas) if self.batch_extension
                   else SINGLE_GAS_PER_CREDENTIAL)
         count = decision.transactions(per_tx) or 0
-        if count == 0 and self.batch_extension and decision.gas >= per_credential:
-            self._pace_rows = decision.gas // per_credential  # a smaller batch that fits what is left
+        if count == 0 and self.batch_extension and decision.worth_a_smaller_transaction(per_tx):
+            self._pace_rows = max(1, decision.gas // per_credential)  # a smaller batch that fits what is left
             return 1
         return count
 

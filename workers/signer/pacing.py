@@ -52,6 +52,12 @@ class Allowance:
     gas: int | None  # None: no limit from pacing (max_in_flight alone decides)
     pace: Pace
     reason: str
+    share: int = 0  # our gas a block at this pace
+
+    def worth_a_smaller_transaction(self, gas_per_transaction: int) -> bool:
+        """Less than a full transaction is allowed: send a smaller one only for at least half of what a block
+        gives us (else the few million gas a steady run saves up would go in many small, dearer transactions)."""
+        return self.gas is not None and self.gas >= min(gas_per_transaction, self.share) // 2 > 0
 
     def transactions(self, gas_per_transaction: int) -> int | None:
         """The allowance in transactions of about `gas_per_transaction` each (None: no limit)."""
@@ -124,7 +130,7 @@ def allowance(*, blocks: list[Block], own_gas: dict[int, int], own_pending_gas: 
         unused += ours_there - own_gas.get(n, 0)
     credit = min(unused, share)  # a missed block is made up, an overshoot paid back; never more than a block's share
     room = max(0, latest.gas_limit - others)  # more than a block's free space pending would only wait
-    return Allowance(max(0, min(share + credit, room) - own_pending_gas), pace, reason)
+    return Allowance(max(0, min(share + credit, room) - own_pending_gas), pace, reason, share)
 
 
 def rise_percent(gas_used: int, gas_limit: int) -> float:
