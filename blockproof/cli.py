@@ -186,7 +186,8 @@ def _print_status(data: dict) -> None:
     beats = {(b["component"], b["subject"]): b for b in data["heartbeats"]}
     for b in [data["batch"]] if "batch" in data else data.get("batches", []):
         held = "  PAUSED" if b["paused"] else (f"  ON HOLD: {b['on_hold']}" if b["on_hold"] else "")
-        print(f"batch {b['id']:>5}  {b['kind']:<6} {b['filename'][:40]:<40} {b['progress']}{held}")
+        due = f"  deadline {b['deadline'][:19]} UTC" if b.get("deadline") else ""
+        print(f"batch {b['id']:>5}  {b['kind']:<6} {b['filename'][:40]:<40} {b['progress']}{due}{held}")
     for signer in data.get("signers", []):
         beat = beats.get(("signer", signer["address"]), {"age": "never", "stale": False})
         hold = f"  ON HOLD: {signer['hold_reason']}" if signer["hold_reason"] else ""

@@ -186,3 +186,31 @@ def test_simulated_busy_chain_our_pacing_adds_no_rise_of_its_own():
     """Others use 10M a block (below the target): we fill to the target, not beyond."""
     ratio, blocks_taken = simulate(PacingMode.TARGET, 20_000, rows_per_tx=80, others=10_000_000)
     assert ratio <= 1.3 and blocks_taken < 10_000
+
+
+def test_a_deadline_as_an_operator_writes_it():
+    from workers.signer.pacing import parse_deadline
+
+    assert parse_deadline("90m", NOW) == NOW + timedelta(minutes=90)
+    assert parse_deadline("2h", NOW) == NOW + timedelta(hours=2)
+    assert parse_deadline("1.5d", NOW) == NOW + timedelta(hours=36)
+    assert parse_deadline("2026-12-01T18:00", NOW) == datetime(2026, 12, 1, 18, 0, tzinfo=timezone.utc)
+    assert parse_deadline("2026-12-01T18:00+01:00", NOW) == datetime(2026, 12, 1, 17, 0, tzinfo=timezone.utc)
+    with pytest.raises(ValueError, match="in the past"):
+        parse_deadline("2026-12-01T11:00", NOW)
+    with pytest.raises(ValueError, match=r"expected a duration \(90m, 2h, 1d\) or a time"):
+        parse_deadline("tomorrow", NOW)
+
+
+def test_what_a_deadline_costs_is_said_before_it_runs():
+    from workers.signer.pacing import deadline_price
+
+    easy = deadline_price(credentials=10_000, gas_per_credential=75_000, gas_limit=LIMIT, block_seconds=1.0,
+                          seconds=3600)
+    assert "within the EIP-1559 target" in easy and "base fee stays flat" in easy
+    dear = deadline_price(credentials=10_000, gas_per_credential=75_000, gas_limit=LIMIT, block_seconds=1.0,
+                          seconds=20)  # 37.5M a block
+    assert "more than full blocks" in dear and "12.5% a block" in dear
+    between = deadline_price(credentials=10_000, gas_per_credential=75_000, gas_limit=LIMIT, block_seconds=1.0,
+                             seconds=40)  # 18.75M a block
+    assert "above the target" in between and "3.1% a block" in between
