@@ -424,19 +424,23 @@ class Signer:
         its allowance is less than a full transaction, the credentials the next batch may hold."""
         self._pace_rows = 0
         mode = pacing.PacingMode(self.settings.pacing)
+        if mode is pacing.PacingMode.MAX:
+            if self._pace is not pacing.Pace.MAX:
+                log.info("pacing: BLOCKPROOF_PACING=max (every block as full as max_in_flight allows)")
+                self._pace = pacing.Pace.MAX
+            return 1 << 30
         blocks = list(self._seen_blocks)
         low = self.head - 2 * pacing.WINDOW_BLOCKS
         own = dict(s.execute(
             select(ChainTransaction.block_number, func.sum(ChainTransaction.gas_used))
             .where(ChainTransaction.signer == self.address, ChainTransaction.block_number > low,
                    ChainTransaction.status.in_([TxStatus.MINED.value, TxStatus.REVERTED.value]))
-            .group_by(ChainTransaction.block_number)).all()) if mode is pacing.PacingMode.TARGET else {}
+            .group_by(ChainTransaction.block_number)).all())
         pending = s.execute(select(func.coalesce(func.sum(ChainTransaction.gas_limit), 0)).where(
             ChainTransaction.signer == self.address, ChainTransaction.status == TxStatus.PENDING.value)).scalar_one()
         if time.monotonic() - self._pace_facts_at >= 1.0:  # these change slowly: looked up once a second
-            self._pace_facts = self._gas_per_credential(s), None
-            if mode is pacing.PacingMode.TARGET:
-                self._pace_facts = self._pace_facts[0], self._deadline(s, self._pace_facts[0])
+            per_credential = self._gas_per_credential(s)
+            self._pace_facts = per_credential, self._deadline(s, per_credential)
             self._pace_facts_at = time.monotonic()
         per_credential, deadline = self._pace_facts
         decision = pacing.allowance(blocks=blocks, own_gas={int(n): int(g or 0) for n, g in own.items()},
