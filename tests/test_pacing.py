@@ -214,3 +214,11 @@ def test_what_a_deadline_costs_is_said_before_it_runs():
     between = deadline_price(credentials=10_000, gas_per_credential=75_000, gas_limit=LIMIT, block_seconds=1.0,
                              seconds=40)  # 18.75M a block
     assert "above the target" in between and "3.1% a block" in between
+
+
+def test_the_block_time_comes_from_the_blocks_seen():
+    from workers.signer.pacing import block_seconds
+
+    assert block_seconds([], default=1.0) == 1.0
+    seen = [Block(100, 0, LIMIT, GWEI, 1_000), Block(103, 0, LIMIT, GWEI, 1_006)]
+    assert block_seconds(seen, default=1.0) == 2.0
