@@ -451,8 +451,9 @@ class Signer:
             self._pace = decision.pace
         if decision.gas is None:
             return 1 << 30
-        per_tx = (fees.tx_gas_budget(self.block_gas_limit, self.settings.max_tx_gas) if self.batch_extension
-                  else SINGLE_GAS_PER_CREDENTIAL)
+        # the next transaction's gas: a batch is sized to the gas budget, or fewer rows (BLOCKPROOF_BATCH_SIZE)
+        per_tx = (min(fees.tx_gas_budget(self.block_gas_limit, self.settings.max_tx_gas),
+                      max(self._batch_limit, 1) * per_credential) if self.batch_extension else SINGLE_GAS_PER_CREDENTIAL)
         count = decision.transactions(per_tx) or 0
         if count == 0 and self.batch_extension and decision.worth_a_smaller_transaction(per_tx):
             self._pace_rows = max(1, decision.gas // per_credential)  # a smaller batch that fits what is left
