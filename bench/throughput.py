@@ -53,6 +53,7 @@ from contracts.deploy import vault_contract  # noqa: E402
 
 GAS_LIMIT = 30_000_000
 FULL_MAX = "full pipeline, max pacing (burst)"
+START_BASE_FEE = 10**9
 BLOCK_TIME = 1
 # the product's defaults where the test harness shortens them (tests/harness.py sets 2 and 0.2)
 PRODUCT_DEFAULTS = {"BLOCKPROOF_CONFIRMATIONS": "3", "BLOCKPROOF_CONSUMER_POLL_SECONDS": "0.5"}
@@ -291,6 +292,9 @@ def run_pipeline(name: str, artifact: str, rows: int, *, db: str, profile: bool,
                                                        ("bench", os.getpid()))} | {"anvil": common.tree_cpu_seconds(anvil_pid)}
         sampler = Sampler({"signer": signer.pid, "consumer": consumer.pid})
         sampler.start()
+        # Anvil's empty blocks since it started have taken the base fee down to a few wei, where 12.5% rounds
+        # away; a real chain's sits higher: every phase starts at 1 gwei, so its rise or fall reads as a ratio
+        chain.rpc("anvil_setNextBlockBaseFeePerGas", hex(START_BASE_FEE))
         first = chain.w3.eth.block_number + 1
         result.load = common.load_average()
         started_wall = time.time()
@@ -521,7 +525,7 @@ def render(results: list[Result], info: dict, command: str, load_start: str, loa
 
 
 def gwei(wei: float | None) -> str:
-    return "n/a" if wei is None else f"{wei / 10**9:,.4f}"
+    return "n/a" if wei is None else f"{wei / 10**9:,.4g}"
 
 
 def pacing_table(results: list[Result]) -> list[str]:
@@ -532,7 +536,8 @@ def pacing_table(results: list[Result]) -> list[str]:
     lines = ["## Pacing: the base fee and the price paid", "",
              "EIP-1559 raises the base fee by up to 12.5% after a block fuller than its target (half the gas limit). "
              "*target* pacing (the default) keeps the blocks our transactions fill near the target; *max* sends as "
-             "fast as `max_in_flight` allows. Base fee at the start: in the first block carrying a vault transaction; "
+             "fast as `max_in_flight` allows. Each phase's chain is set to a base fee of 1 gwei just before its upload "
+             "(Anvil's idle blocks would have taken it down to a few wei). Base fee at the start: in the first block carrying a vault transaction; "
              "at the end: the one after the last (EIP-1559's rule on it). Mean price: the effective gas price paid, "
              "weighted by gas, over every mined vault transaction; *bound* = 1.5 × (start base fee + the mean tip "
              "paid). Target ceiling: half a block's gas a block ÷ gas per credential.", "",
