@@ -405,8 +405,8 @@ class Signer:
                 return False
             limit = self.settings.max_in_flight if self.batch_extension else self.settings.max_in_flight_single
             room = limit - self.in_flight(s)
-            if room > 0:
-                room = min(room, self._paced_room(s))
+            if room > 0:  # idle (nothing ready when the step began): one transaction at most, no pacing queries
+                room = min(room, 1) if self._idle else min(room, self._paced_room(s))
         if room <= 0:
             self._progressed()  # waiting for our own transactions to be mined; the stuck alert watches those
         worked = False
