@@ -12,9 +12,11 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-# the blocks looked back on: long enough to make up for a block the signer missed, short enough that a burst
-# of catching up stays within one block's target
-WINDOW_BLOCKS = 4
+# the blocks looked back on: what our blocks left unused in them is made up (a signer slower than a block
+# now and then catches up), an overshoot paid back; over them our blocks average the target
+WINDOW_BLOCKS = 8
+# at most this many blocks' share made up at once: a catch-up is a few full blocks, never a long burst
+MAKE_UP_BLOCKS = 2
 
 
 class PacingMode(str, enum.Enum):
@@ -89,7 +91,7 @@ def allowance(*, blocks: list[Block], own_gas: dict[int, int], own_pending_gas: 
     transactions sent and not yet mined (they go into the next block); block_seconds: the chain's block time.
 
     In target mode our share of the next block is the target less the other traffic, plus what our recent
-    blocks left unused (at most one block's worth: a missed block is made up, an overshoot paid back), less
+    blocks left unused (at most two blocks' worth: missed blocks are made up, an overshoot paid back), less
     what is already pending. A batch deadline the target pace would miss raises the share to what it needs,
     up to a full block; a deadline already passed, or out of reach, lifts pacing altogether.
     """
@@ -128,8 +130,8 @@ def allowance(*, blocks: list[Block], own_gas: dict[int, int], own_pending_gas: 
         other = max(0, seen.gas_used - own_gas.get(n, 0)) if seen else others
         ours_there = share if pace is Pace.DEADLINE else max(0, target - other)
         unused += ours_there - own_gas.get(n, 0)
-    credit = min(unused, share)  # a missed block is made up, an overshoot paid back; never more than a block's share
-    room = max(0, latest.gas_limit - others)  # more than a block's free space pending would only wait
+    credit = min(unused, MAKE_UP_BLOCKS * share)
+    room = 2 * max(0, latest.gas_limit - others)  # more than two blocks' free space pending would only wait
     return Allowance(max(0, min(share + credit, room) - own_pending_gas), pace, reason, share)
 
 
