@@ -83,6 +83,7 @@ def test_target_pacing_keeps_the_base_fee_flat_where_max_raises_it_and_a_late_ba
     if errors:
         raise errors[0]
     rise = {name: peak / start for name, (start, peak) in results.items()}
+    print(f"base fee, peak over start: {rise}")
     assert rise["target"] <= 1.5, rise  # 1.125 a full block: at most a few catch-up blocks
     assert rise["max"] >= 2.5, rise  # ten 3M transactions in flight: full blocks in a row
     assert rise["late"] >= 2.5, rise
