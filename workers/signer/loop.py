@@ -405,6 +405,7 @@ class Signer:
                 return False
             limit = self.settings.max_in_flight if self.batch_extension else self.settings.max_in_flight_single
             room = limit - self.in_flight(s)
+            self._pace_rows = 0
             if room > 0:  # idle (nothing ready when the step began): one transaction at most, no pacing queries
                 room = min(room, 1) if self._idle else min(room, self._paced_room(s))
         if room <= 0:
