@@ -543,7 +543,7 @@ def pacing_table(results: list[Result]) -> list[str]:
              "paid). Target ceiling: half a block's gas a block ÷ gas per credential.", "",
              "| run | pacing | credentials | credentials/s | target ceiling (credentials/s) | of the ceiling | "
              "base fee start (gwei) | end (gwei) | end / start | peak / start | mean price (gwei) | mean price / bound "
-             "| fee per credential (gwei·gas) | fee_too_low answers | stuck alerts | attempts at the fee ceiling |",
+             "| fee per credential (gwei) | fee_too_low answers | stuck alerts | attempts at the fee ceiling |",
              "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for r in paced:
         f = r.fees
