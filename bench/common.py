@@ -104,6 +104,7 @@ class BlockRow:
     vault_txs: int
     vault_gas: int
     credentials: int
+    base_fee: int = 0
 
     @property
     def utilisation(self) -> float:
@@ -124,7 +125,7 @@ def block_rows(rpc, first: int, last: int, vault: str, credentials_per_block: Co
             mine = [r for r in recs if (r.get("to") or "").lower() == vault]
             rows.append(BlockRow(n, int(block["timestamp"], 16), int(block["gasUsed"], 16), int(block["gasLimit"], 16),
                                  len(block["transactions"]), len(mine), sum(int(r["gasUsed"], 16) for r in mine),
-                                 credentials_per_block.get(n, 0)))
+                                 credentials_per_block.get(n, 0), int(block.get("baseFeePerGas", "0x0"), 16)))
     return rows
 
 

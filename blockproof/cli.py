@@ -33,6 +33,15 @@ def cmd_upload(args) -> int:
 
     if not Path(args.file).is_file():
         return _file_error(args, f"{args.file} does not exist or is not a file", EXIT_USAGE)
+    deadline = None
+    if args.deadline:
+        from models.states import utcnow
+        from workers.signer.pacing import parse_deadline
+
+        try:
+            deadline = parse_deadline(args.deadline, utcnow())
+        except ValueError as exc:
+            return _file_error(args, f"--deadline: {exc}", EXIT_USAGE)
     settings, engine = _context()
     progress = ProgressLine()
     report = None
@@ -44,7 +53,7 @@ def cmd_upload(args) -> int:
             _write_errors(args.file, report.errors, args.errors_out)
         if not args.dry_run:
             report = commit(report, rows, settings=settings, engine=engine, reject_on_invalid=args.reject_on_invalid,
-                            queue_while_blocked=args.queue_while_blocked, progress=progress)
+                            queue_while_blocked=args.queue_while_blocked, progress=progress, deadline=deadline)
     except CsvFileError as exc:
         progress.clear()
         return _file_error(args, str(exc), EXIT_INVALID)
@@ -70,7 +79,30 @@ def cmd_upload(args) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     print_upload_summary(report)
+    if deadline is not None and report.queued and not args.dry_run:
+        _err(f"deadline {deadline:%Y-%m-%d %H:%M:%S} UTC: {_deadline_price(settings, report.queued, deadline)}")
     return upload_exit_code(report)
+
+
+def _deadline_price(settings, credentials: int, deadline) -> str:
+    """What the deadline costs on this chain now: the gas a block it needs and the base fee's rise."""
+    from chain.rpc import Rpc
+    from models.states import utcnow
+    from workers.signer.loop import BATCH_GAS_PER_CREDENTIAL
+    from workers.signer.pacing import deadline_price
+
+    try:
+        rpc = Rpc.for_settings(settings)
+        latest = rpc.call("eth_getBlockByNumber", "latest", False)
+        number, stamp = int(latest["number"], 16), int(latest["timestamp"], 16)
+        back = min(number, 100)
+        earlier = rpc.call("eth_getBlockByNumber", hex(number - back), False) if back else latest
+        seconds = (stamp - int(earlier["timestamp"], 16)) / back if back else 1.0
+        return deadline_price(credentials=credentials, gas_per_credential=BATCH_GAS_PER_CREDENTIAL,
+                              gas_limit=int(latest["gasLimit"], 16), block_seconds=seconds or 1.0,
+                              seconds=(deadline - utcnow()).total_seconds())
+    except Exception as exc:  # noqa: BLE001 - the batch is queued; only the estimate is missing
+        return f"the signer goes as fast as it needs (no estimate of the price: {exc.__class__.__name__})"
 
 
 def _json_error(args, message: str, report=None) -> None:
@@ -157,8 +189,9 @@ def _print_status(data: dict) -> None:
     beats = {(b["component"], b["subject"]): b for b in data["heartbeats"]}
     for b in [data["batch"]] if "batch" in data else data.get("batches", []):
         held = "  PAUSED" if b["paused"] else (f"  ON HOLD: {b['on_hold']}" if b["on_hold"] else "")
+        due = f"  deadline {b['deadline'][:19]} UTC" if b.get("deadline") else ""
         print(f"batch {b['id']:>5}  {b['kind']:<6} {b['filename'][:40]:<40} {b['progress']}  fees "
-              f"{status.eth(b['fees_paid_wei'])} ({status.eth(b['fee_per_credential_wei'])} per credential){held}")
+              f"{status.eth(b['fees_paid_wei'])} ({status.eth(b['fee_per_credential_wei'])} per credential){due}{held}")
     if data.get("fees"):
         f = data["fees"]
         budgets = "".join(f"  {name} budget {status.eth(f[key])}" for name, key in
@@ -629,6 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--queue-while-blocked", action="store_true",
                    help="queue even when the pre-flight says the contract would refuse now (the signer holds the jobs)")
     u.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    u.add_argument("--deadline", metavar="WHEN",
+                   help="the batch must be issued by then: a duration (90m, 2h, 1d) or a time (2026-12-01T18:00, "
+                        "UTC unless an offset is given); the signer leaves the fee-saving pace as far as it needs, "
+                        "and the summary says what that costs")
     u.set_defaults(func=cmd_upload)
 
     st = sub.add_parser("status", help="batches, signer and indexer at a glance",

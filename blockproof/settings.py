@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     batch_gas_margin_percent: float = Field(3.0, description="gas limit = estimate × (1 + this/100) + 20,000 for batch calls")
     single_gas_margin_percent: float = Field(10.0, description="the same margin for single calls")
     base_fee_multiplier: float = Field(3.0, description="maxFeePerGas = base fee × this + tip")
+    pacing: Literal["target", "max"] = Field(
+        "target", description="target: keep the blocks our transactions fill near the EIP-1559 target (half the gas "
+        "limit), so the base fee stays flat, and add nothing when other traffic fills them; max: as fast as "
+        "max_in_flight allows, every block full, the base fee +12.5% a block (a batch's deadline lifts target "
+        "pacing as far as it needs; see docs/operations.md)")
     max_tx_gas: int = Field(15_000_000, description="largest gas a batch transaction may use; bigger batches are halved (EIP-7825 caps a transaction at 16,777,216)")
     signer_lease_seconds: float = Field(15.0, description="a signer's lease on its key lasts this long unless renewed (every third of it); a killed signer's successor takes over after it (at once on PostgreSQL)")
     stall_alert_minutes: float = Field(5.0, description="raise a signer_stalled alert when ready jobs have waited this long without a transaction sent or a job settled, and no hold explains it")

@@ -57,6 +57,7 @@ def batch_summary(session: Session, batch: Batch) -> dict:
     ).scalar_one()
     return {"id": batch.id, "filename": batch.filename, "kind": batch.kind, "institution": batch.institution,
             "created_at": batch.created_at.isoformat(), "paused": batch.paused, "rows": batch.row_count,
+            "deadline": batch.deadline.isoformat() if batch.deadline else None,
             "invalid": batch.invalid_count, "duplicates": batch.duplicate_count, "counts": counts,
             "transactions": tx_rows, **summarize_counts(counts), "progress": progress_line(counts),
             **batch_fees(session, batch.id),

@@ -23,6 +23,8 @@ class Batch(SQLModel, table=True):
     paused: bool = False
     created_by: str = Field(default="cli", max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
+    # when the operator needs it done: the signer leaves the EIP-1559 target pace if that would be late
+    deadline: Optional[datetime] = None
 
 
 class Job(SQLModel, table=True):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import and_, func, select
@@ -235,7 +236,7 @@ def _preflight(report: UploadReport, staged: StagedRows, rpc: Rpc, settings: Set
 
 def commit(report: UploadReport, rows: StagedRows, *, settings: Settings, engine, reject_on_invalid: bool = False,
            queue_while_blocked: bool = False, created_by: str = "cli", publish=None,
-           progress: Progress | None = None) -> UploadReport:
+           progress: Progress | None = None, deadline: datetime | None = None) -> UploadReport:
     """Write the batches and their jobs in one transaction, then queue them (see the module docstring)."""
     report.dry_run = False
     try:
@@ -252,7 +253,7 @@ def commit(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
         documents.store_for(settings).remove_stale(settings.stalled_upload_seconds)
         if not rows.empty:
             report.batch_ids = _write(report, rows, settings=settings, engine=engine, created_by=created_by,
-                                      progress=progress)
+                                      progress=progress, deadline=deadline)
     finally:
         rows.close()
     report.batch_id = report.batch_ids[0] if report.batch_ids else None
@@ -300,6 +301,7 @@ def _job_values(rows: pd.DataFrame, batch_id: int, postgres: bool, settings: Set
 
 
 def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine, created_by: str,
+           deadline: datetime | None = None,
            progress: Progress | None) -> list[int]:
     """One transaction: a batch per institution, its jobs, its documents. All or nothing."""
     store = documents.store_for(settings)
@@ -313,7 +315,7 @@ def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
             for chunk in rows.chunks():
                 for institution, part in chunk.groupby("institution", sort=False):
                     if institution not in batches:
-                        batches[institution] = _new_batch(s, report, institution, settings, created_by)
+                        batches[institution] = _new_batch(s, report, institution, settings, created_by, deadline)
                         store.begin(batches[institution])
                     batch_id = batches[institution]
                     values = _job_values(part, batch_id, postgres, settings)
@@ -344,10 +346,11 @@ def _write(report: UploadReport, rows: StagedRows, *, settings: Settings, engine
     return list(batches.values())
 
 
-def _new_batch(s, report: UploadReport, institution: str, settings: Settings, created_by: str) -> int:
+def _new_batch(s, report: UploadReport, institution: str, settings: Settings, created_by: str,
+               deadline: datetime | None = None) -> int:
     first = not s.info.get("has_batch")
     s.info["has_batch"] = True
-    batch = Batch(filename=report.filename[:255], institution=institution, created_by=created_by,
+    batch = Batch(filename=report.filename[:255], institution=institution, created_by=created_by, deadline=deadline,
                   invalid_count=report.invalid if first else 0,
                   duplicate_count=report.duplicate + report.already_issued if first else 0)
     s.add(batch)

@@ -66,7 +66,7 @@ def upload_view(token: str, meta: dict) -> dict:
 
 
 def commit_upload(store: UploadStore, token: str, *, settings: Settings, engine, actor: str,
-                  reject_on_invalid: bool = False, queue_while_blocked: bool = False) -> dict:
+                  reject_on_invalid: bool = False, queue_while_blocked: bool = False, deadline=None) -> dict:
     """Classify the file again (rows uploaded meanwhile count as duplicates) and queue its new rows."""
     meta = store.meta(token)
     if meta is None:
@@ -79,6 +79,8 @@ def commit_upload(store: UploadStore, token: str, *, settings: Settings, engine,
     report, rows = plan(str(path), filename=meta["filename"], institution=meta.get("institution"), settings=settings,
                         engine=engine)
     extra = {"queue_while_blocked": True} if queue_while_blocked else {}
+    if deadline is not None:
+        extra["deadline"] = deadline
     report = commit(report, rows, settings=settings, engine=engine, reject_on_invalid=reject_on_invalid,
                     created_by=actor, **extra)
     meta["report"] = _report_dict(report)

@@ -372,12 +372,24 @@ class Commit(BaseModel):
     reject_on_invalid: bool = False
     queue_while_blocked: bool = Field(False, description="queue even though the contract would refuse now "
                                                          "(the signer holds the jobs until it is fixed)")
+    deadline: str | None = Field(None, description="the batch must be issued by then: a duration (90m, 2h, 1d) or "
+                                 "a time (2026-12-01T18:00, UTC unless an offset is given); the signer leaves the "
+                                 "fee-saving pace (the EIP-1559 target) as far as that needs")
 
 
 @router.post("/api/uploads/{token}/commit", tags=["uploads"],
              summary="Write the batch and queue its new rows (operator); committing twice changes nothing")
 def upload_commit(request: Request, token: str, user: Operator, body: Commit | None = None):
-    return actions.commit_upload(request.app.state.uploads, token, **_ctx(request), actor=user.name,
+    deadline = None
+    if body and body.deadline:
+        from models.states import utcnow
+        from workers.signer.pacing import parse_deadline
+
+        try:
+            deadline = parse_deadline(body.deadline, utcnow())
+        except ValueError as exc:
+            raise HTTPException(422, f"deadline: {exc}") from None
+    return actions.commit_upload(request.app.state.uploads, token, **_ctx(request), actor=user.name, deadline=deadline,
                                  reject_on_invalid=bool(body and body.reject_on_invalid),
                                  queue_while_blocked=bool(body and body.queue_while_blocked))
 

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import deque
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -23,7 +24,7 @@ from models.fees import spend, utc_midnight, worst_case
 from models.states import AttemptStatus, JobState, TxStatus, utcnow
 from models.tables import Batch, ChainTransaction, Job, SignerState, TxAttempt
 from models.transitions import claim_ready, link_submitted, move_attempt, transition_many
-from workers.signer import already_issued, fees, nonce, packer, sender, stall, tracker
+from workers.signer import already_issued, fees, nonce, packer, pacing, sender, stall, tracker
 from workers.signer.lease import LeaseLost
 from chain.rpc_errors import SendOutcome, is_too_big
 from chain.preflight import (ALREADY_ISSUED, Group, Revert, has_batch_extension, has_packed_batch, refused_rows,
@@ -105,6 +106,11 @@ class Signer:
         self.l1_wei_per_byte = 0.0
         self.batch_holds: dict[int, tuple[str, float]] = {}  # batch → (reason, last checked): its budget is spent
         self._budget_checked: set[int] = set()  # batches whose hold alert a budget check has looked at
+        self._seen_blocks: deque[pacing.Block] = deque(maxlen=2 * pacing.WINDOW_BLOCKS)  # the latest blocks read
+        self._pace: pacing.Pace | None = None
+        self._pace_rows = 0  # at most this many credentials in the next batch (pacing's gas allowance); 0: no cap
+        self._pace_facts: tuple[int, pacing.Deadline | None] = (BATCH_GAS_PER_CREDENTIAL, None)
+        self._pace_facts_at = 0.0
 
     # ---- start-up ------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -215,6 +221,9 @@ class Signer:
         self.head = int(block["number"], 16)
         self.base_fee = int(block.get("baseFeePerGas", "0x0"), 16)
         self.block_gas_limit = int(block.get("gasLimit", "0x0"), 16)
+        if not self._seen_blocks or self._seen_blocks[-1].number < self.head:  # pacing reuses this read
+            self._seen_blocks.append(pacing.Block(self.head, int(block.get("gasUsed", "0x0"), 16), self.block_gas_limit,
+                                                  self.base_fee, int(block.get("timestamp", "0x0"), 16)))
         if not self._batch_limit:
             self._batch_limit = fees.batch_size_for(
                 fees.tx_gas_budget(self.block_gas_limit, self.settings.max_tx_gas),
@@ -458,6 +467,9 @@ class Signer:
                 return False
             limit = self.settings.max_in_flight if self.batch_extension else self.settings.max_in_flight_single
             room = limit - self.in_flight(s)
+            self._pace_rows = 0
+            if room > 0:  # idle (nothing ready when the step began): one transaction at most, no pacing queries
+                room = min(room, 1) if self._idle else min(room, self._paced_room(s))
         if room <= 0:
             self._progressed()  # waiting for our own transactions to be mined; the stuck alert watches those
         worked = False
@@ -468,6 +480,71 @@ class Signer:
             worked = True
             room -= sent
         return worked
+
+    # ---- pacing ----------------------------------------------------------------------------
+    def _paced_room(self, s: Session) -> int:
+        """How many transactions pacing lets this pass send (workers/signer/pacing.py decides), and, when
+        its allowance is less than a full transaction, the credentials the next batch may hold."""
+        self._pace_rows = 0
+        mode = pacing.PacingMode(self.settings.pacing)
+        if mode is pacing.PacingMode.MAX:
+            if self._pace is not pacing.Pace.MAX:
+                log.info("pacing: BLOCKPROOF_PACING=max (every block as full as max_in_flight allows)")
+                self._pace = pacing.Pace.MAX
+            return 1 << 30
+        blocks = list(self._seen_blocks)
+        low = self.head - 2 * pacing.WINDOW_BLOCKS
+        own = dict(s.execute(
+            select(ChainTransaction.block_number, func.sum(ChainTransaction.gas_used))
+            .where(ChainTransaction.signer == self.address, ChainTransaction.block_number > low,
+                   ChainTransaction.status.in_([TxStatus.MINED.value, TxStatus.REVERTED.value]))
+            .group_by(ChainTransaction.block_number)).all())
+        pending = s.execute(select(func.coalesce(func.sum(ChainTransaction.gas_limit), 0)).where(
+            ChainTransaction.signer == self.address, ChainTransaction.status == TxStatus.PENDING.value)).scalar_one()
+        if time.monotonic() - self._pace_facts_at >= 1.0:  # these change slowly: looked up once a second
+            per_credential = self._gas_per_credential(s)
+            self._pace_facts = per_credential, self._deadline(s, per_credential)
+            self._pace_facts_at = time.monotonic()
+        per_credential, deadline = self._pace_facts
+        decision = pacing.allowance(blocks=blocks, own_gas={int(n): int(g or 0) for n, g in own.items()},
+                                    own_pending_gas=int(pending), mode=mode, now=utcnow(),
+                                    block_seconds=pacing.block_seconds(blocks, default=1.0), deadline=deadline)
+        if decision.pace is not self._pace:
+            log.info("pacing: %s", decision.reason)
+            self._pace = decision.pace
+        if decision.gas is None:
+            return 1 << 30
+        # the next transaction's gas: a batch is sized to the gas budget, or fewer rows (BLOCKPROOF_BATCH_SIZE)
+        per_tx = (min(fees.tx_gas_budget(self.block_gas_limit, self.settings.max_tx_gas),
+                      max(self._batch_limit, 1) * per_credential) if self.batch_extension else SINGLE_GAS_PER_CREDENTIAL)
+        count = decision.transactions(per_tx) or 0
+        if count == 0 and self.batch_extension and decision.worth_a_smaller_transaction(per_tx):
+            self._pace_rows = max(1, decision.gas // per_credential)  # a smaller batch that fits what is left
+            return 1
+        return count
+
+    def _gas_per_credential(self, s: Session) -> int:
+        """Gas a credential took in our recent batch transactions (an estimate before the first)."""
+        if not self.batch_extension:
+            return SINGLE_GAS_PER_CREDENTIAL
+        used, jobs = s.execute(select(func.sum(ChainTransaction.gas_used), func.sum(ChainTransaction.job_count)).where(
+            ChainTransaction.signer == self.address, ChainTransaction.block_number > self.head - 64,
+            ChainTransaction.status == TxStatus.MINED.value, ChainTransaction.job_count > 0)).one()
+        return int(used) // int(jobs) if used and jobs else BATCH_GAS_PER_CREDENTIAL
+
+    def _deadline(self, s: Session, per_credential: int) -> pacing.Deadline | None:
+        """The earliest deadline among batches with jobs not sent yet, and the gas those jobs need."""
+        unsent = [JobState.VALIDATED.value, JobState.QUEUED.value, JobState.READY.value, JobState.RETRYING.value]
+        row = s.execute(
+            select(Batch.deadline, func.count(Job.id)).join(Job, Job.batch_id == Batch.id)
+            .where(Batch.deadline != None, Batch.paused == False, Job.state.in_(unsent))  # noqa: E711,E712
+            .group_by(Batch.id, Batch.deadline).order_by(Batch.deadline).limit(1)).first()
+        if row is None:
+            return None
+        at, count = row
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=utcnow().tzinfo)
+        return pacing.Deadline(at=at, gas_needed=int(count) * per_credential)
 
     def _base_uri(self, s: Session, batch_id: int) -> str:
         if batch_id not in self._base_uris:
@@ -486,6 +563,8 @@ class Signer:
         self._hold_checked = time.monotonic()
         with session_scope(self.engine) as s:
             size = self._batch_limit if self.batch_extension else min(room, self.settings.batch_size)
+            if self._pace_rows:
+                size = min(size, self._pace_rows)
             jobs = packer.next_ready_jobs(s, max(1, size), skip_institutions=self._held_institutions(),
                                           skip_batches=self._held_batches())
             if not jobs:
