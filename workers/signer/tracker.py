@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -92,10 +91,3 @@ def record_moved(session: Session, tx: ChainTransaction, attempt: TxAttempt, rec
         session.add(other)
     return True
 
-
-def due_for_resend(tx: ChainTransaction, resend_after: float) -> bool:
-    return tx.last_sent_at is None or utcnow() - tx.last_sent_at >= timedelta(seconds=resend_after)
-
-
-def due_for_bump(attempt: TxAttempt, resend_after: float) -> bool:
-    return utcnow() - attempt.created_at >= timedelta(seconds=2 * resend_after)
