@@ -36,8 +36,6 @@ class Act(enum.Enum):
     MARK_UNMINED = "mark_unmined"  # a reorg removed its block
     MOVED = "moved"  # a reorg re-mined it elsewhere (or mined another of its attempts)
     SUPERSEDED = "superseded"  # its nonce was used by a transaction we did not sign
-    HOLD = "hold"
-    RESUME = "resume"
     SPLIT = "split"  # rebuild this batch smaller
     RESIZE = "resize"  # the next batches take another size
 

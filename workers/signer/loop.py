@@ -242,7 +242,7 @@ class Signer:
             views = {t.id: decide.TxView.of(t, rows[t.id]) for t in txs}
             lookups = set(decide.receipts_to_fetch(views.values(), chain_nonce=chain_nonce))
             lookups |= self._reorg_lookups(txs)
-            receipts, unanswered = self._receipts([a for i in sorted(lookups) for a in rows[i]])
+            receipts, unanswered = tracker.receipts(self.rpc, [a for i in sorted(lookups) for a in rows[i]])
             mined_in = {h: int(r["blockNumber"], 16) for h, r in receipts.items()}
             changed = False
             for tx in txs:
@@ -264,11 +264,9 @@ class Signer:
         check = decide.reorg_check(mined, self._anchor, head=head, checked_head=self._checked_head)
         if head is None or head == self._checked_head:
             return set()
-        numbers = sorted(check.headers)
-        replies = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers]) if numbers else []
-        if any(isinstance(r, RpcError) for r in replies):
+        seen = tracker.block_hashes(self.rpc, check.headers)
+        if seen is None:
             return set()  # asked again next pass
-        seen = {n: (r or {}).get("hash") for n, r in zip(numbers, replies)}
         verdict = decide.after_reorg_check(check, seen, mined, self._anchor)
         self._anchor = verdict.anchor
         self._checked_head = head
@@ -277,18 +275,6 @@ class Signer:
     def _block_hash(self, tx: ChainTransaction) -> str | None:
         number, block_hash = self._mined_blocks.get(tx.id, (None, None))
         return block_hash if number == tx.block_number else None
-
-    def _receipts(self, attempts: list[TxAttempt]) -> tuple[dict[str, dict], set[int]]:
-        """attempt hash → its receipt (only attempts with one), and the transactions whose lookup failed."""
-        replies = self.rpc.batch([("eth_getTransactionReceipt", [a.tx_hash]) for a in attempts]) if attempts else []
-        receipts: dict[str, dict] = {}
-        unanswered: set[int] = set()
-        for attempt, receipt in zip(attempts, replies):
-            if isinstance(receipt, RpcError):
-                unanswered.add(attempt.transaction_id)
-            elif receipt:
-                receipts[attempt.tx_hash] = receipt
-        return receipts, unanswered
 
     def _act(self, s: Session, tx: ChainTransaction, attempts: list[TxAttempt], action: decide.TxAction,
              receipts: dict[str, dict]) -> bool:
