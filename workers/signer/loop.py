@@ -254,6 +254,8 @@ class Signer:
                 changed |= self._act(s, tx, rows[tx.id], action, receipts)
             self._clear_stuck_alert(s, [views[t.id].attempts[-1].max_fee for t in txs
                                         if t.status == TxStatus.PENDING.value and views[t.id].attempts])
+            watched = {t.id for t in txs if t.status == TxStatus.MINED.value}
+            self._mined_blocks = {i: seen for i, seen in self._mined_blocks.items() if i in watched}
             return changed or filled
 
     def _reorg_lookups(self, txs: list[ChainTransaction]) -> set[int]:
