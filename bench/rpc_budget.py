@@ -96,6 +96,13 @@ def render(results: list[dict], command: str, info: dict) -> str:
     for r in results:
         busy = ", ".join(f"{n:g} {m}" for m, n in list(r["busy_by_method"].items())[:8])
         lines.append(f"- {r['name']}, busy ({r['rows']} rows): {busy or 'none'}")
+    lines += ["", f"Goals: idle at most 60 calls a minute, busy at most 0.2 calls per credential. \"Before\" is the "
+              f"signer and consumer of commit {BEFORE}, run from its `git archive` in the same run: receipts of every "
+              "attempt on every signer step and mined transactions re-checked by receipt down to the finality "
+              "depth; a header batch per consumer range. \"Now\": receipts only for nonces the chain has used, "
+              "mined transactions re-checked by one header per block (one for all while the highest is unchanged) "
+              "when the head changed, and the consumer vouches for its checkpoint through the next range and the "
+              "head it already read. Busy calls include the upload's own chain checks (`eth_call`) and the signer's pre-flight."]
     return "\n".join(lines) + "\n"
 
 
