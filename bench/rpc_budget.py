@@ -33,7 +33,11 @@ NOW = {"BLOCKPROOF_CONSUMER_POLL_SECONDS": "0.5"}  # the product default (the te
 
 def extract(commit: str, into: Path) -> Path:
     """The tree of `commit`, to run its signer and consumer from."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
+    run = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True)
+    if run.returncode != 0:
+        raise SystemExit(f"cannot read commit {commit} for the 'before' run (a shallow clone?): "
+                         f"{run.stderr.decode(errors='replace').strip()}")
+    archive = run.stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
