@@ -5,106 +5,64 @@
 Two figures per configuration, measured side by side in one run on a fresh Anvil (1-s blocks):
 - idle: calls per minute while nothing is queued (each entry of a JSON-RPC batch counts as one call);
 - busy: calls per credential while a batch of rows is issued and confirmed.
-"Before" is the polling of the earlier releases (signer facts every second, consumer every 0.5 s, no idle
-slow-down), set through the same settings; "now" is the defaults. Writes bench/results/rpc_budget.md unless
---quick (then only prints, or writes --out)."""
+"Before" runs the signer and the consumer of commit BEFORE (receipts of every attempt on every signer step,
+mined transactions re-checked by receipt down to the finality depth, the consumer's header batch per range),
+extracted with `git archive`; "now" runs this tree. Both with the product defaults. Writes
+bench/results/rpc_budget.md unless --quick (then only prints, or writes --out)."""
 from __future__ import annotations
 
 import argparse
-import json
+import io
+import subprocess
 import sys
+import tarfile
 import tempfile
-import threading
 import time
-import urllib.request
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
+from tests.faults import RpcProxy  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "rpc_budget.md"
-BEFORE = {"BLOCKPROOF_SIGNER_IDLE_REFRESH_SECONDS": "1", "BLOCKPROOF_CONSUMER_IDLE_POLL_SECONDS": "0.5",
-          "BLOCKPROOF_CONSUMER_POLL_SECONDS": "0.5"}
+BEFORE = "4451562"  # the last commit that polled receipts every signer step
 NOW = {"BLOCKPROOF_CONSUMER_POLL_SECONDS": "0.5"}  # the product default (the test harness polls faster)
 
 
-class CountingProxy:
-    """Forwards JSON-RPC over HTTP to `upstream` and counts every call by method (batch entries one by one)."""
-
-    def __init__(self, upstream: str):
-        self.upstream = upstream
-        self.lock = threading.Lock()
-        self.calls: Counter = Counter()
-        self.requests = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    payload = json.loads(body)
-                    items = payload if isinstance(payload, list) else [payload]
-                    methods = [i.get("method", "?") for i in items if isinstance(i, dict)]
-                except ValueError:
-                    methods = ["(not JSON)"]
-                with proxy.lock:
-                    proxy.calls.update(methods)
-                    proxy.requests += 1
-                request = urllib.request.Request(proxy.upstream, data=body, headers={"Content-Type": "application/json"})
-                try:
-                    with urllib.request.urlopen(request, timeout=60) as response:
-                        answer, status = response.read(), response.status
-                except Exception:  # noqa: BLE001 - the client sees a bad gateway, as from a real proxy
-                    answer, status = b"", 502
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def reset(self) -> None:
-        with self.lock:
-            self.calls.clear()
-            self.requests = 0
-
-    def snapshot(self) -> tuple[Counter, int]:
-        with self.lock:
-            return Counter(self.calls), self.requests
-
-    def __enter__(self) -> "CountingProxy":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def extract(commit: str, into: Path) -> Path:
+    """The tree of `commit`, to run its signer and consumer from."""
+    run = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True)
+    if run.returncode != 0:
+        raise SystemExit(f"cannot read commit {commit} for the 'before' run (a shallow clone?): "
+                         f"{run.stderr.decode(errors='replace').strip()}")
+    archive = run.stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
 
 
-def measure(name: str, overrides: dict, *, idle_seconds: float, rows: int, workdir: Path) -> dict:
+def command_from(tree: Path, role: str) -> list[str]:
+    """`blockproof <role>` with the code of `tree` (first on the path, before this checkout)."""
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); sys.argv = ['blockproof', "
+                                  f"{role!r}]; from blockproof.cli import main; sys.exit(main())"]
+
+
+def measure(name: str, overrides: dict, *, idle_seconds: float, rows: int, workdir: Path,
+            code: Path | None = None) -> dict:
+    """`code`: another tree whose signer and consumer run (None: this one)."""
     from blockproof.devchain import DevChain
     from tests.harness import Pipeline, write_csv
 
-    with DevChain(block_time=1) as chain, CountingProxy(chain.rpc_url) as proxy:
-        p = Pipeline(chain=chain, database_url=f"sqlite:///{workdir / (name + '.db')}", workdir=workdir / name,
+    slug = "".join(c if c.isalnum() else "-" for c in name)
+    with DevChain(block_time=1) as chain, RpcProxy(chain.rpc_url) as proxy:
+        p = Pipeline(chain=chain, database_url=f"sqlite:///{workdir / (slug + '.db')}", workdir=workdir / slug,
                      extra_env={"BLOCKPROOF_RPC_URL": proxy.url, "BLOCKPROOF_CONFIRMATIONS": "2", **overrides})
         try:
             p.workdir.mkdir(parents=True, exist_ok=True)
-            p.start("signer")
-            p.start("consumer")
+            for role in ("signer", "consumer"):
+                p.start(role, command=command_from(code, role) if code else None)
             deadline = time.monotonic() + 60
             while "consuming queue" not in p.log("signer") and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -115,7 +73,7 @@ def measure(name: str, overrides: dict, *, idle_seconds: float, rows: int, workd
             idle, idle_requests = proxy.snapshot()
             idle_minutes = (time.monotonic() - started) / 60
             proxy.reset()
-            p.upload(write_csv(workdir / f"{name}.csv", rows, seed=7))
+            p.upload(write_csv(workdir / f"{slug}.csv", rows, seed=7))
             p.wait_until_settled(rows, timeout=300)
             busy, busy_requests = proxy.snapshot()
         finally:
@@ -139,6 +97,16 @@ def render(results: list[dict], command: str, info: dict) -> str:
     for r in results:
         top = ", ".join(f"{n:g} {m}" for m, n in list(r["idle_by_method"].items())[:6])
         lines.append(f"- {r['name']}, idle per minute: {top or 'none'}")
+    for r in results:
+        busy = ", ".join(f"{n:g} {m}" for m, n in list(r["busy_by_method"].items())[:8])
+        lines.append(f"- {r['name']}, busy ({r['rows']} rows): {busy or 'none'}")
+    lines += ["", f"Goals: idle at most 60 calls a minute, busy at most 0.2 calls per credential. \"Before\" is the "
+              f"signer and consumer of commit {BEFORE}, run from its `git archive` in the same run: receipts of every "
+              "attempt on every signer step and mined transactions re-checked by receipt down to the finality "
+              "depth; a header batch per consumer range. \"Now\": receipts only for nonces the chain has used, "
+              "mined transactions re-checked by one header per block (one for all while the highest is unchanged) "
+              "when the head changed, and the consumer vouches for its checkpoint through the next range and the "
+              "head it already read. Busy calls include the upload's own chain checks (`eth_call`) and the signer's pre-flight."]
     return "\n".join(lines) + "\n"
 
 
@@ -150,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     idle_seconds, rows = (20.0, 50) if args.quick else (120.0, 2000)
     command = ".venv/bin/python bench/rpc_budget.py" + "".join(f" {a}" for a in (argv or sys.argv[1:]))
     with tempfile.TemporaryDirectory(prefix="rpc-budget-") as tmp:
-        results = [measure(name, overrides, idle_seconds=idle_seconds, rows=rows, workdir=Path(tmp))
-                   for name, overrides in (("before (earlier polling)", BEFORE), ("now (defaults)", NOW))]
+        before = extract(BEFORE, Path(tmp) / "before-tree")
+        results = [measure(name, NOW, idle_seconds=idle_seconds, rows=rows, workdir=Path(tmp), code=code)
+                   for name, code in ((f"before (commit {BEFORE})", before), ("now", None))]
     text = render(results, command, machine())
     print(text)
     out = Path(args.out) if args.out else (None if args.quick else RESULTS)

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import urllib.request
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from sqlalchemy import select
@@ -24,7 +25,8 @@ def _methods(payload) -> list[str]:
 
 
 class RpcProxy:
-    """Forwards JSON-RPC to `upstream`. Faults:
+    """Forwards JSON-RPC to `upstream` and counts every call by method (each entry of a batch request is a
+    call; bench/rpc_budget.py reads `calls` and `requests`). Faults:
 
     - drop_answers(method, n): forward the next n requests containing `method`, then close the
       connection without answering (the client cannot know whether the node got it).
@@ -44,6 +46,8 @@ class RpcProxy:
         self.oversize_answered = 0
         self.limited: list[str | None] = []  # Retry-After values of the next requests answered HTTP 429
         self.forwarded = 0
+        self.calls: Counter = Counter()
+        self.requests = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,6 +63,8 @@ class RpcProxy:
                 except ValueError:
                     methods = []
                 with proxy.lock:
+                    proxy.calls.update(methods or ["(not JSON)"])
+                    proxy.requests += 1
                     retry_after = proxy.limited.pop(0) if proxy.limited else False
                 if retry_after is not False:
                     self.send_response(429)
@@ -153,6 +159,16 @@ class RpcProxy:
     def allow(self, method: str) -> None:
         with self.lock:
             self.refused.pop(method, None)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.requests = 0
+
+    def snapshot(self) -> tuple[Counter, int]:
+        """Calls by method and HTTP requests since the last reset."""
+        with self.lock:
+            return Counter(self.calls), self.requests
 
     def __enter__(self) -> "RpcProxy":
         self.thread.start()

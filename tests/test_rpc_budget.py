@@ -95,6 +95,17 @@ def test_endpoint_labels_never_show_a_path_that_may_hold_an_api_key():
     assert Endpoint("https://base-sepolia.example/v2/SECRETKEY").label == "https://base-sepolia.example/…"
 
 
+def test_the_proxy_counts_each_entry_of_a_batch_request_as_a_call(devchain):
+    with RpcProxy(devchain.rpc_url) as proxy:
+        rpc = Rpc(proxy.url, 5)
+        rpc.batch([("eth_blockNumber", []), ("eth_chainId", []), ("eth_blockNumber", [])])
+        rpc.block_number()
+        calls, requests = proxy.snapshot()
+        assert (calls["eth_blockNumber"], calls["eth_chainId"], requests) == (3, 1, 2)
+        proxy.reset()
+        assert proxy.snapshot() == ({}, 0)
+
+
 def test_the_idle_signer_and_consumer_send_at_most_60_calls_a_minute(rabbitmq, tmp_path):
     from blockproof.devchain import anvil_available
     from tests.conftest import require

@@ -59,6 +59,7 @@ class Follower:
         self.stop_event = threading.Event()
         self._reconciled_at = 0.0
         self.tagged_block: int | None = None  # the node's safe / finalized block (BLOCKPROOF_FINALITY)
+        self._suspect = True  # the checkpoint block is looked up before the next range (start-up, chain moved)
 
     def checkpoint(self, s: Session) -> ConsumerCheckpoint:
         cp = s.get(ConsumerCheckpoint, CHECKPOINT)
@@ -119,13 +120,13 @@ class Follower:
     def step(self) -> bool:
         """Ingest one range. Returns True when caught up with the head (or halted)."""
         latest = self._head()
-        head, head_hash = int(latest["number"], 16), latest["hash"]
+        head = int(latest["number"], 16)
         with session_scope(self.engine) as s:
             cp = self.checkpoint(s)
             if cp.halted_reason:
                 return True
             try:
-                self._check_reorg(s, cp, head)
+                self._check_reorg(s, cp, latest)
             except DeepReorg as exc:
                 cp.halted_reason = str(exc)
                 cp.updated_at = utcnow()
@@ -142,9 +143,10 @@ class Follower:
         stop, logs = fetch_range(self.rpc, self.vault, start, head, self.sizer)
         dense = bool(logs) or self._jobs_wait_for_chain()
         try:
-            headers = self._checked_headers(start, stop, head, head_hash, known_hash, logs, dense=dense)
+            headers = self._checked_headers(start, stop, latest, known_hash, logs, dense=dense)
         except ChainMoved as exc:
             log.info("chain moved while reading blocks %s-%s (%s); reading again", start, stop, exc)
+            self._suspect = True
             return False
         issued, revoked = rows_from_logs(logs)
         with session_scope(self.engine) as s:
@@ -191,21 +193,23 @@ class Follower:
                 out[number] = reply
         return out
 
-    def _checked_headers(self, start: int, stop: int, head: int, head_hash: str, known_hash: str,
+    def _checked_headers(self, start: int, stop: int, latest: dict, known_hash: str,
                          logs: list[dict], *, dense: bool = True) -> dict[int, dict]:
         """Headers of the blocks to remember, each verified against the logs and its neighbours. Not dense
         (no event in the range, no job waiting): only the range's ends, enough to find a common ancestor
-        later at most one range too low."""
+        later at most one range too low. The head read before the logs stands for itself (a block that
+        changed since shows in the logs' block hashes and the parent links); a head beyond the range is read
+        again to see that it did not change."""
+        head, head_hash = int(latest["number"], 16), latest["hash"]
         window_from = max(start, head - self.settings.finality_depth - 1) if dense else stop
         wanted = {start, stop, head} | {int(e["blockNumber"], 16) for e in logs} | set(range(window_from, stop + 1))
-        if known_hash and start > 0:
-            wanted.add(start - 1)
-        headers = self._headers(wanted)
+        headers = self._headers(wanted - {head} if stop == head else wanted)
+        headers.setdefault(head, latest)
         if headers[head]["hash"] != head_hash:
             raise ChainMoved(f"head block {head} changed")
-        if known_hash and start > 0:
-            if headers[start - 1]["hash"] != known_hash or headers[start]["parentHash"] != known_hash:
-                raise ChainMoved(f"block {start}'s parent is not the checkpoint block")
+        # block `start` builds on the checkpoint block: then that block is still canonical too
+        if known_hash and start > 0 and headers[start]["parentHash"] != known_hash:
+            raise ChainMoved(f"block {start}'s parent is not the checkpoint block")
         for entry in logs:
             if headers[int(entry["blockNumber"], 16)]["hash"] != entry["blockHash"]:
                 raise ChainMoved(f"a log's block {int(entry['blockNumber'], 16)} was replaced")
@@ -235,11 +239,15 @@ class Follower:
         self._confirm(s, cp, head)
 
     # ---- reorgs --------------------------------------------------------------------------
-    def _check_reorg(self, s: Session, cp: ConsumerCheckpoint, head: int) -> None:
-        if cp.block_number < 0 or not cp.block_hash:
+    def _check_reorg(self, s: Session, cp: ConsumerCheckpoint, latest: dict) -> None:
+        head = int(latest["number"], 16)
+        look = finality.checkpoint_lookup(has_checkpoint=cp.block_number >= 0 and bool(cp.block_hash),
+                                          suspect=self._suspect, checkpoint=cp.block_number, head=head)
+        if look is finality.Lookup.NONE:
             return
-        block = self.rpc.get_block(cp.block_number)
+        block = latest if look is finality.Lookup.HEAD else self.rpc.get_block(cp.block_number)
         if block is not None and block["hash"] == cp.block_hash:
+            self._suspect = False
             return
         ancestor = self._common_ancestor(s, cp.block_number)
         # how deep the first replaced block was in the chain we had seen

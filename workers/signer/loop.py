@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections import deque
-from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -24,7 +23,7 @@ from models.fees import spend, utc_midnight, worst_case
 from models.states import AttemptStatus, JobState, TxStatus, utcnow
 from models.tables import Batch, ChainTransaction, Job, SignerState, TxAttempt
 from models.transitions import claim_ready, link_submitted, move_attempt, transition_many
-from workers.signer import already_issued, fees, nonce, packer, pacing, sender, stall, tracker
+from workers.signer import already_issued, decide, fees, nonce, packer, pacing, sender, stall, tracker
 from workers.signer.lease import LeaseLost
 from chain.rpc_errors import SendOutcome, is_too_big
 from chain.preflight import (ALREADY_ISSUED, Group, Revert, has_batch_extension, has_packed_batch, refused_rows,
@@ -33,7 +32,6 @@ from chain.preflight import (ALREADY_ISSUED, Group, Revert, has_batch_extension,
 log = logging.getLogger("blockproof.signer")
 GWEI = 10**9
 HOLD_RECHECK_SECONDS = 2.0
-REORG_RECHECK_SECONDS = 2.0
 # rough gas per credential for the low-balance estimate (bench/results/gas.md: batch ≈123k, single ≈250k)
 BATCH_GAS_PER_CREDENTIAL = 130_000
 SINGLE_GAS_PER_CREDENTIAL = 280_000
@@ -96,7 +94,10 @@ class Signer:
         self.on_lease_lost = lambda: None
         self.draining = False  # `blockproof signer --drain`: finish what is in flight, take nothing new, stop
         self.on_drained = lambda: None
-        self._reorg_checked = 0.0
+        self.head_hash = ""
+        self._mined_blocks: dict[int, tuple[int | None, str | None]] = {}  # tx id → (block, its hash) as seen
+        self._anchor: decide.Anchor | None = None
+        self._checked_head: decide.Head | None = None  # the head at the last reorg check
         self._watched = 0  # transactions the last track() looked at
         self._idle = False
         self.block_gas_limit = 0
@@ -112,6 +113,10 @@ class Signer:
         self._pace_facts: tuple[int, pacing.Deadline | None] = (BATCH_GAS_PER_CREDENTIAL, None)
         self._pace_facts_at = 0.0
 
+    @property
+    def policy(self) -> decide.Policy:
+        return decide.Policy.from_settings(self.settings)
+
     # ---- start-up ------------------------------------------------------------------------
     def prepare(self) -> None:
         self.chain_id = self.rpc.chain_id()
@@ -125,7 +130,7 @@ class Signer:
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> None:
-        backoff = 0.5
+        backoff = decide.FIRST_BACKOFF
         prepared = False
         while not self.stop_event.is_set():
             try:
@@ -133,35 +138,38 @@ class Signer:
                     self.prepare()
                     prepared = True
                 worked = self.step()
-                backoff = 0.5
-            except LeaseLost as exc:  # another signer owns the key now: not one more signature from here
-                log.error("%s", exc)
-                self.stop_event.set()
-                self.on_lease_lost()
-                return
-            except WrongChain as exc:  # not one signature for, or one broadcast to, another chain
-                self.last_error = str(exc)
-                log.error("signer stopped sending: %s", exc)
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            except (RpcUnavailable, OperationalError) as exc:
-                self.last_error = exc.__class__.__name__ + ": " + str(exc)[:200]
-                log.warning("signer waiting %.1fs: %s", backoff, self.last_error)
-                self._watch_progress()
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
+                backoff = decide.FIRST_BACKOFF
             except Exception as exc:  # an unexpected answer must not end the one thread that owns the nonce
-                self.last_error = exc.__class__.__name__ + ": " + str(exc)[:200]
-                log.exception("signer step failed; trying again in %.1fs", backoff)
-                self._watch_progress()
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                then = decide.after_failure(self._failure(exc, backoff), backoff)
+                if then.stop:
+                    self.stop_event.set()
+                    self.on_lease_lost()
+                    return
+                if then.watch_progress:
+                    self._watch_progress()
+                self.stop_event.wait(then.wait)
+                backoff = then.next_backoff
                 continue
             self._watch_progress()
-            if not worked:
-                self.stop_event.wait(self.settings.signer_poll_seconds)
+            pause = decide.pause_after_step(worked=worked, poll_seconds=self.settings.signer_poll_seconds)
+            if pause:
+                self.stop_event.wait(pause)
+
+    def _failure(self, exc: Exception, backoff: float) -> decide.Failure:
+        """Name a failed step (and say it): the decision of what follows is decide.after_failure's."""
+        if isinstance(exc, LeaseLost):  # another signer owns the key now: not one more signature from here
+            log.error("%s", exc)
+            return decide.Failure.LEASE_LOST
+        if isinstance(exc, WrongChain):  # not one signature for, or one broadcast to, another chain
+            self.last_error = str(exc)
+            log.error("signer stopped sending: %s", exc)
+            return decide.Failure.WRONG_CHAIN
+        self.last_error = exc.__class__.__name__ + ": " + str(exc)[:200]
+        if isinstance(exc, (RpcUnavailable, OperationalError)):
+            log.warning("signer waiting %.1fs: %s", backoff, self.last_error)
+            return decide.Failure.UNAVAILABLE
+        log.error("signer step failed; trying again in %.1fs", backoff, exc_info=exc)
+        return decide.Failure.UNEXPECTED
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -219,6 +227,7 @@ class Signer:
             self._read_market(replies[3:])
             self._fee_history_at = now
         self.head = int(block["number"], 16)
+        self.head_hash = block.get("hash") or ""
         self.base_fee = int(block.get("baseFeePerGas", "0x0"), 16)
         self.block_gas_limit = int(block.get("gasLimit", "0x0"), 16)
         if not self._seen_blocks or self._seen_blocks[-1].number < self.head:  # pacing reuses this read
@@ -274,93 +283,121 @@ class Signer:
 
     # ---- receipts, resends, bumps --------------------------------------------------------
     def track(self) -> bool:
-        chain_nonce = self.chain_nonce if self._idle else self.rpc.nonce(self.address, "latest")
-        self.chain_nonce = chain_nonce
+        """Record what the chain says about our transactions and keep the unmined ones moving. Receipts are
+        asked only for nonces the chain has used; mined transactions are re-checked for reorgs by block
+        headers, when the head changed (workers/signer/decide.py decides both)."""
+        chain_nonce = self.chain_nonce
         filled = self.fill_gaps(chain_nonce)
+        now = utcnow()
         with session_scope(self.engine) as s:
-            # mined transactions are re-checked for reorgs down to the finality depth, every couple of seconds
-            recheck = time.monotonic() - self._reorg_checked >= REORG_RECHECK_SECONDS
-            if recheck:
-                self._reorg_checked = time.monotonic()
-            recent = self.head - (self.settings.finality_depth if recheck else self.settings.confirmations + 2)
             txs = list(s.execute(
                 select(ChainTransaction)
                 .where(ChainTransaction.signer == self.address)
                 .where((ChainTransaction.status == TxStatus.PENDING.value)
-                       | ((ChainTransaction.status == TxStatus.MINED.value) & (ChainTransaction.block_number >= recent)))
+                       | ((ChainTransaction.status == TxStatus.MINED.value)
+                          & (ChainTransaction.block_number >= self.head - self.settings.finality_depth)))
                 .order_by(ChainTransaction.nonce)
             ).scalars().all())
             self._watched = len(txs)
             if not txs:
-                self._clear_stuck_alert(s, [], {})
+                self._clear_stuck_alert(s, [])
                 return filled
-            attempts = list(s.execute(
-                select(TxAttempt).where(TxAttempt.transaction_id.in_([t.id for t in txs])).order_by(TxAttempt.id)
-            ).scalars().all())
-            receipts = self.rpc.batch([("eth_getTransactionReceipt", [a.tx_hash]) for a in attempts])
-            by_tx: dict[int, list[tuple[TxAttempt, dict | None]]] = {}
-            unanswered: set[int] = set()  # transactions with a receipt lookup that failed: nothing is concluded
-            for attempt, receipt in zip(attempts, receipts):
-                if isinstance(receipt, RpcError):
-                    unanswered.add(attempt.transaction_id)
-                    receipt = None
-                by_tx.setdefault(attempt.transaction_id, []).append((attempt, receipt))
+            rows: dict[int, list[TxAttempt]] = {t.id: [] for t in txs}
+            for attempt in s.execute(select(TxAttempt).where(TxAttempt.transaction_id.in_(list(rows)))
+                                     .order_by(TxAttempt.id)).scalars():
+                rows[attempt.transaction_id].append(attempt)
+            views = {t.id: decide.TxView.of(t, rows[t.id]) for t in txs}
+            lookups = set(decide.receipts_to_fetch(views.values(), chain_nonce=chain_nonce))
+            lookups |= self._reorg_lookups(txs)
+            receipts, unanswered = tracker.receipts(self.rpc, [a for i in sorted(lookups) for a in rows[i]])
+            mined_in = {h: int(r["blockNumber"], 16) for h, r in receipts.items()}
             changed = False
             for tx in txs:
-                pairs = by_tx.get(tx.id, [])
-                mined = next(((a, r) for a, r in pairs if r), None)
-                if tx.status == TxStatus.MINED.value:
-                    if mined is None:
-                        tracker.record_unmined(s, tx)
-                        changed = True
-                    else:
-                        changed |= tracker.record_moved(s, tx, mined[0], mined[1])
-                    continue
-                if mined:
-                    tracker.record_mined(s, tx, mined[0], mined[1], max_retries=self.settings.max_retries)
-                    changed = True
-                elif tx.nonce < chain_nonce:
-                    if tx.id in unanswered:
-                        continue
-                    # the nonce is used and none of our attempts for it has a receipt: another transaction
-                    # from this key took it. Its jobs are signed anew (the contract refuses a fingerprint
-                    # twice, and pre-flight sees it, so a job can never be issued twice this way).
-                    tracker.record_superseded(s, tx)
-                    changed = True
-                elif pairs:
-                    changed |= self._keep_moving(s, tx, pairs[-1][0])
-            self._clear_stuck_alert(s, txs, by_tx)
+                if tx.status == TxStatus.MINED.value and tx.id not in lookups:
+                    continue  # its block is still where we saw it
+                action = decide.decide_tx(views[tx.id], mined_in, unanswered=tx.id in unanswered,
+                                          chain_nonce=chain_nonce, base_fee=self.base_fee, now=now,
+                                          policy=self.policy)
+                changed |= self._act(s, tx, rows[tx.id], action, receipts)
+            self._clear_stuck_alert(s, [views[t.id].attempts[-1].max_fee for t in txs
+                                        if t.status == TxStatus.PENDING.value and views[t.id].attempts])
+            watched = {t.id for t in txs if t.status == TxStatus.MINED.value}
+            self._mined_blocks = {i: seen for i, seen in self._mined_blocks.items() if i in watched}
             return changed or filled
 
-    def _clear_stuck_alert(self, s: Session, txs: list[ChainTransaction], by_tx: dict) -> None:
-        """The stuck alert lasts as long as a pending transaction of ours is priced below the base fee."""
-        if not self._stuck_alerted:
-            return
-        stuck = [tx for tx in txs if tx.status == TxStatus.PENDING.value and by_tx.get(tx.id)
-                 and fees.is_underpriced(int(by_tx[tx.id][-1][0].max_fee_per_gas), self.base_fee)]
-        if not stuck:
+    def _reorg_lookups(self, txs: list[ChainTransaction]) -> set[int]:
+        """The mined transactions whose receipts must be read again: none while the blocks we saw them in
+        are still canonical (one header each, or only the anchor's), all of them when one is not."""
+        head = decide.Head(self.head, self.head_hash) if self.head_hash else None
+        mined = [decide.Mined(t.id, t.block_number, self._block_hash(t)) for t in txs if t.status == TxStatus.MINED.value]
+        check = decide.reorg_check(mined, self._anchor, head=head, checked_head=self._checked_head)
+        if head is None or head == self._checked_head:
+            return set()
+        seen = tracker.block_hashes(self.rpc, check.headers)
+        if seen is None:
+            return set()  # asked again next pass
+        verdict = decide.after_reorg_check(check, seen, mined, self._anchor)
+        self._anchor = verdict.anchor
+        self._checked_head = head
+        return set(verdict.receipts_for)
+
+    def _block_hash(self, tx: ChainTransaction) -> str | None:
+        number, block_hash = self._mined_blocks.get(tx.id, (None, None))
+        return block_hash if number == tx.block_number else None
+
+    def _act(self, s: Session, tx: ChainTransaction, attempts: list[TxAttempt], action: decide.TxAction,
+             receipts: dict[str, dict]) -> bool:
+        by_id = {a.id: a for a in attempts}
+        if isinstance(action, decide.MarkMined):
+            attempt = by_id[action.attempt_id]
+            tracker.record_mined(s, tx, attempt, receipts[attempt.tx_hash], max_retries=self.settings.max_retries)
+            self._mined_blocks[tx.id] = (tx.block_number, receipts[attempt.tx_hash].get("blockHash"))
+        elif isinstance(action, decide.Moved):
+            attempt = by_id[action.attempt_id]
+            tracker.record_moved(s, tx, attempt, receipts[attempt.tx_hash])
+            self._mined_blocks[tx.id] = (tx.block_number, receipts[attempt.tx_hash].get("blockHash"))
+            self._anchor = None
+        elif isinstance(action, decide.MarkUnmined):
+            tracker.record_unmined(s, tx)
+            self._mined_blocks.pop(tx.id, None)
+            self._anchor = None
+        elif isinstance(action, decide.Superseded):
+            tracker.record_superseded(s, tx)
+        elif isinstance(action, decide.Wait):
+            if tx.status == TxStatus.MINED.value:  # seen where we left it: remember its block's hash
+                receipt = receipts.get(tx.mined_hash or "")
+                if receipt is not None:
+                    self._mined_blocks[tx.id] = (tx.block_number, receipt.get("blockHash"))
+            return False
+        else:
+            self._keep_moving(s, tx, attempts[-1], action)
+        return True
+
+    def _clear_stuck_alert(self, s: Session, pending_latest_fees: list[int]) -> None:
+        if decide.stuck_alert_resolved(alerted=self._stuck_alerted, pending_latest_fees=pending_latest_fees,
+                                       base_fee=self.base_fee):
             resolve_alerts(s, "stuck_transaction", self.address)
             self._stuck_alerted = False
 
     # ---- nonce gaps ----------------------------------------------------------------------
     def fill_gaps(self, chain_nonce: int) -> bool:
-        """A nonce between the chain's and our next one with no live transaction (a lost record, a
-        transaction a reorg orphaned after it was superseded) blocks everything behind it: fill it
-        with a no-op self-transfer, signed and written ahead like any other transaction."""
+        """A nonce between the chain's and our next one with no live transaction blocks everything behind it:
+        fill it with a no-op self-transfer, signed and written ahead like any other transaction."""
         with session_scope(self.engine) as s:
             state = s.get(SignerState, self.address)
-            if state is None or state.next_nonce <= chain_nonce:
+            candidates = decide.gap_candidates(next_nonce=state.next_nonce if state else None, chain_nonce=chain_nonce)
+            if not candidates:
                 return False
             occupied = set(s.execute(select(ChainTransaction.nonce).where(
                 ChainTransaction.signer == self.address, ChainTransaction.nonce >= chain_nonce,
                 ChainTransaction.status.in_([TxStatus.PENDING.value, TxStatus.MINED.value, TxStatus.REVERTED.value]))).scalars())
-            missing = [n for n in range(chain_nonce, state.next_nonce) if n not in occupied]
-            if not missing:
+            gap = decide.fill_gap(candidates, occupied)
+            if gap is None:
                 return False
             max_fee, tip = self._initial_fees()
             self._check_lease(s)
             made = []
-            for n in missing[:50]:
+            for n in gap.nonces:
                 tx = ChainTransaction(signer=self.address, nonce=n, kind="noop", to_address=self.address,
                                       data="0x", gas_limit=21_000, job_count=0)
                 s.add(tx)
@@ -368,7 +405,7 @@ class Signer:
                 made.append((tx, sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx,
                                                     max_fee=max_fee, tip=tip)))
             s.commit()  # write-ahead
-            log.warning("nonce gap: %s had no transaction; filling with no-op self-transfers", missing[:50])
+            log.warning("nonce gap: %s had no transaction; filling with no-op self-transfers", list(gap.nonces))
             for tx, attempt in made:
                 self._send(s, tx, attempt)
             return True
@@ -378,47 +415,20 @@ class Signer:
         return fees.initial_fees(base_fee=self.base_fee, tip=self.tip, base_fee_multiplier=settings.base_fee_multiplier,
                                  ceiling=int(settings.max_fee_gwei * GWEI))
 
-    def _fee_ceiling_for(self, gas_limit: int) -> int:
-        """The highest maxFeePerGas a transaction (first attempt or replacement) of this gas limit may carry."""
-        return fees.fee_ceiling_for(gas_limit=gas_limit, ceiling=int(self.settings.max_fee_gwei * GWEI),
-                                    cap_wei=self.settings.max_tx_fee_wei)
-
-    def _keep_moving(self, s: Session, tx: ChainTransaction, latest: TxAttempt) -> bool:
-        """Re-send the latest attempt's identical bytes when it is due (never sent since a crash, dropped,
-        unknown outcome); sign a replacement with higher fees when it is stuck or was refused as underpriced."""
-        settings = self.settings
-        underpriced = latest.status != AttemptStatus.SIGNED.value and fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee)
-        if underpriced:
-            # its cap is below the base fee: it cannot be mined, and it blocks every later nonce; re-price it
-            # now (at most once a second) rather than after the resend timeout
-            if utcnow() - latest.created_at < timedelta(seconds=1):
-                return False
-        elif not tracker.due_for_resend(tx, settings.resend_after_seconds):
-            return False
-        refused_as_cheap = latest.status == AttemptStatus.SIGNED.value and latest.last_error.startswith(
-            (SendOutcome.REPLACEMENT_UNDERPRICED.value, SendOutcome.FEE_TOO_LOW.value))
-        needs_bump = refused_as_cheap or (latest.status != AttemptStatus.SIGNED.value and (
-            fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee)
-            or tracker.due_for_bump(latest, settings.resend_after_seconds)
-        ))
-        if needs_bump:
-            bumped = fees.bumped_fees(
-                max_fee=int(latest.max_fee_per_gas), tip=int(latest.max_priority_fee_per_gas),
-                base_fee=self.base_fee, bump_percent=settings.fee_bump_percent,
-                base_fee_multiplier=settings.base_fee_multiplier, ceiling=self._fee_ceiling_for(tx.gas_limit),
-            )
-            if bumped:
-                self._check_lease(s)
-                latest = sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx, max_fee=bumped[0], tip=bumped[1])
-                s.commit()  # write-ahead: the replacement is on disk before the node sees it
-                log.info("nonce %s: replacement %s with max fee %s gwei", tx.nonce, latest.tx_hash, bumped[0] / GWEI)
-            elif fees.is_underpriced(int(latest.max_fee_per_gas), self.base_fee):
-                self._stuck_alerted = True
-                raise_alert(s, "stuck_transaction", self.address,
-                            f"Transaction nonce {tx.nonce} is stuck: the base fee is above the fee ceiling "
-                            f"({settings.max_fee_gwei} gwei). Raise BLOCKPROOF_MAX_FEE_GWEI or wait for fees to fall.")
+    def _keep_moving(self, s: Session, tx: ChainTransaction, latest: TxAttempt, action: decide.TxAction) -> None:
+        """Send the latest attempt again, or a replacement signed with the decided fees."""
+        if isinstance(action, decide.Bump):
+            self._check_lease(s)
+            latest = sender.new_attempt(s, self.account, chain_id=self.chain_id, tx=tx, max_fee=action.max_fee,
+                                        tip=action.tip)
+            s.commit()  # write-ahead: the replacement is on disk before the node sees it
+            log.info("nonce %s: replacement %s with max fee %s gwei", tx.nonce, latest.tx_hash, action.max_fee / GWEI)
+        elif isinstance(action, decide.StuckAlert):
+            self._stuck_alerted = True
+            raise_alert(s, "stuck_transaction", self.address,
+                        f"Transaction nonce {tx.nonce} is stuck: the base fee is above the fee ceiling "
+                        f"({self.settings.max_fee_gwei} gwei). Raise BLOCKPROOF_MAX_FEE_GWEI or wait for fees to fall.")
         self._send(s, tx, latest)
-        return True
 
     def _send(self, s: Session, tx: ChainTransaction, attempt: TxAttempt) -> SendOutcome:
         outcome, error = sender.broadcast(self.rpc, attempt.raw)
@@ -426,28 +436,20 @@ class Signer:
 
     def _apply_outcome(self, s: Session, tx: ChainTransaction, attempt: TxAttempt, outcome: SendOutcome,
                        error: str) -> SendOutcome:
-        now = utcnow()
-        tx.last_sent_at = now
-        if outcome in (SendOutcome.ACCEPTED, SendOutcome.ALREADY_KNOWN):
+        record = decide.record_outcome(outcome, error, now=utcnow(), policy=self.policy,
+                                       funds_hold=self.hold_reason.startswith("Insufficient funds"))
+        tx.last_sent_at = record.last_sent_at
+        if record.broadcast:
             move_attempt(attempt, AttemptStatus.BROADCAST)
             attempt.broadcast_count += 1
-            if self.hold_reason.startswith("Insufficient funds"):
-                self._clear_hold(s)
-        elif outcome is SendOutcome.INSUFFICIENT_FUNDS:
+        if record.hold is decide.HoldChange.RESUME:
+            self._clear_hold(s)
+        elif record.hold is decide.HoldChange.HOLD:
             self._set_hold(s, f"Insufficient funds: the signer {self.address} cannot pay for its transactions "
                               f"(balance {self.balance / 10**18:.6f} ETH). Jobs wait; issuance resumes once funded.")
-        elif outcome is SendOutcome.NONCE_TOO_LOW:
-            self._facts_at = 0.0  # the next pass reads the chain's nonce and receipts afresh
-        if outcome in (SendOutcome.UNKNOWN, SendOutcome.FEE_TOO_LOW, SendOutcome.REPLACEMENT_UNDERPRICED,
-                       SendOutcome.INSUFFICIENT_FUNDS, SendOutcome.NONCE_TOO_LOW):
-            # unknown outcome: the identical bytes again soon; refused as too cheap: a replacement soon;
-            # no funds: try again soon (the hold shows why); nonce too low: the receipt check decides
-            soon = max(0.0, self.settings.resend_after_seconds - self.settings.unknown_send_retry_seconds)
-            tx.last_sent_at = now - timedelta(seconds=soon)
-        if outcome is not SendOutcome.ACCEPTED:
-            attempt.last_error = f"{outcome.value}: {error}"[:500]
-        else:
-            attempt.last_error = ""
+        if record.reread_chain:
+            self._facts_at = 0.0
+        attempt.last_error = record.last_error
         s.add(tx)
         s.add(attempt)
         return outcome
@@ -578,9 +580,11 @@ class Signer:
             try:
                 sims = simulate_many(self.rpc, self.address, self.vault, [c.data for c in calls], with_gas=True)
             except RpcError as exc:  # bigger than the node will simulate (call gas cap, memory): halve it
-                if not (self.batch_extension and len(jobs) > 1 and is_too_big(exc)):
+                split = decide.split_too_big(batch_extension=self.batch_extension, rows=len(jobs),
+                                             too_big=is_too_big(exc))
+                if split is None:
                     raise
-                self._batch_limit = max(1, len(jobs) // 2)
+                self._batch_limit = split.limit
                 log.info("pre-flight of %d rows too big for the node (%s): batches of %d from now on",
                          len(jobs), exc.message[:80], self._batch_limit)
                 return self._fill_once(room)
@@ -619,15 +623,10 @@ class Signer:
 
     def _resize_batch(self, size: int, estimate: int) -> bool:
         """Fit batches to the gas budget that tiles a block; True when this batch must be rebuilt smaller."""
-        budget = fees.tx_gas_budget(self.block_gas_limit, self.settings.max_tx_gas)
-        needed = fees.gas_limit(estimate, margin_percent=self.settings.batch_gas_margin_percent)
-        fitting = max(1, size * budget // needed)
-        if needed > budget and size > 1:
-            self._batch_limit = min(fitting, size - 1)
-            return True
-        if size == self._batch_limit and fitting > size:  # room to grow next time, up to batch_size
-            self._batch_limit = min(self.settings.batch_size, fitting)
-        return False
+        resize = decide.resize_batch(rows=size, estimate=estimate, limit=self._batch_limit,
+                                     block_gas_limit=self.block_gas_limit, policy=self.policy)
+        self._batch_limit = resize.limit
+        return resize.rebuild
 
     def _drop_skipped(self, s: Session, call: packer.Call, result: str | None, base_uri: str):
         """In a batch call the contract skips fingerprints already on chain: those jobs are not sent."""

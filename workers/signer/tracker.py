@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlmodel import Session
+
+from blockproof.errors import RpcError
+from chain.rpc import Rpc
 
 from models.states import AttemptStatus, JobState, TxStatus, utcnow
 from models.transitions import move_attempt, move_tx
@@ -18,6 +22,28 @@ log = logging.getLogger("blockproof.signer")
 
 def jobs_of(session: Session, tx: ChainTransaction) -> list[int]:
     return list(session.execute(select(Job.id).where(Job.transaction_id == tx.id)).scalars().all())
+
+
+def receipts(rpc: Rpc, attempts: list[TxAttempt]) -> tuple[dict[str, dict], set[int]]:
+    """attempt hash → its receipt (only attempts with one), and the transactions whose lookup failed."""
+    replies = rpc.batch([("eth_getTransactionReceipt", [a.tx_hash]) for a in attempts]) if attempts else []
+    found: dict[str, dict] = {}
+    unanswered: set[int] = set()
+    for attempt, receipt in zip(attempts, replies):
+        if isinstance(receipt, RpcError):
+            unanswered.add(attempt.transaction_id)
+        elif receipt:
+            found[attempt.tx_hash] = receipt
+    return found, unanswered
+
+
+def block_hashes(rpc: Rpc, numbers: Iterable[int]) -> dict[int, str | None] | None:
+    """height → the hash of the chain's block there (None: no block), or None when a lookup failed."""
+    numbers = sorted(numbers)
+    replies = rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers]) if numbers else []
+    if any(isinstance(r, RpcError) for r in replies):
+        return None
+    return {n: (r or {}).get("hash") for n, r in zip(numbers, replies)}
 
 
 def record_mined(session: Session, tx: ChainTransaction, attempt: TxAttempt, receipt: dict, *, max_retries: int) -> None:
@@ -105,10 +131,3 @@ def record_moved(session: Session, tx: ChainTransaction, attempt: TxAttempt, rec
         session.add(other)
     return True
 
-
-def due_for_resend(tx: ChainTransaction, resend_after: float) -> bool:
-    return tx.last_sent_at is None or utcnow() - tx.last_sent_at >= timedelta(seconds=resend_after)
-
-
-def due_for_bump(attempt: TxAttempt, resend_after: float) -> bool:
-    return utcnow() - attempt.created_at >= timedelta(seconds=2 * resend_after)
