@@ -384,11 +384,12 @@ def test_with_only_unknown_blocks_the_anchor_stays_and_their_receipts_are_read()
 def test_views_and_policy_are_read_from_rows_and_settings():
     row = SimpleNamespace(id=7, tx_hash="0x1", status="signed", max_fee_per_gas="10", max_priority_fee_per_gas=2,
                           created_at=T0, last_error=None)
-    view = TxView.of(SimpleNamespace(id=3, nonce=9, status="mined", last_sent_at=T0, block_number=4, mined_hash="0x1"),
-                     [row])
+    view = TxView.of(SimpleNamespace(id=3, nonce=9, status="mined", last_sent_at=T0, block_number=4, mined_hash="0x1",
+                                     gas_limit=21_000), [row])
     assert view.status is TxStatus.MINED and view.attempts == (
         AttemptView(7, "0x1", AttemptStatus.SIGNED, 10, 2, T0, ""),)
-    settings = Settings(max_fee_gwei=7, resend_after_seconds=5)
+    assert view.gas_limit == 21_000
+    settings = Settings(max_fee_gwei=7, resend_after_seconds=5, max_tx_fee_wei=10**16)
     policy = Policy.from_settings(settings)
-    assert policy.max_fee_wei == 7 * GWEI and policy.resend_after_seconds == 5
+    assert policy.max_fee_wei == 7 * GWEI and policy.resend_after_seconds == 5 and policy.max_tx_fee_wei == 10**16
     assert policy.batch_size == settings.batch_size and policy.max_tx_gas == settings.max_tx_gas
