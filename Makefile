@@ -40,7 +40,7 @@ contracts: $(NODE_STAMP)
 	node contracts/compile.mjs
 
 # the verifiers' JavaScript (pinned npm packages) bundled into web/static/verify.js and the standalone
-# web/static/blockproof-verifier.html; both are committed, tests/test_verifier.py checks they match a rebuild
+# web/static/blockproof-verifier.html; both are committed, tests/e2e/test_verifier.py checks they match a rebuild
 verifier: $(NODE_STAMP)
 	node web/verifier/build.mjs
 
@@ -49,7 +49,7 @@ bench: deps
 
 # refresh the README's screenshots from the browser test
 screenshots: deps chromium
-	BLOCKPROOF_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_web_browser.py tests/test_verify_page.py
+	BLOCKPROOF_SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/e2e/test_web_browser.py tests/e2e/test_verify_page.py
 
 clean:
 	rm -rf var .pytest_cache

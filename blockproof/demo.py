@@ -18,7 +18,7 @@ from workers.broker import broker_problem, delete_queue
 
 DEMO_DIR = PROJECT_ROOT / "var" / "demo"
 # The README's "Running the components yourself", command for command: the demo runs exactly these, with the
-# settings they default to, so that the demo and that path cannot drift apart (tests/test_readme_components.py
+# settings they default to, so that the demo and that path cannot drift apart (tests/e2e/test_readme_components.py
 # runs them as the README shows them).
 CHAIN, SIGNER, CONSUMER, UPLOAD = "blockproof chain", "blockproof signer", "blockproof consumer", "blockproof upload"
 

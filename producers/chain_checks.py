@@ -20,7 +20,7 @@ CALLS_PER_REQUEST = 1000
 
 
 # Runtime code of producers/contracts/FingerprintProbe.sol (solc 0.8.37, evmVersion cancun, optimizer 200 runs,
-# metadata.bytecodeHash "none"; tests/test_fingerprint_probe.py recompiles it with compile_probe.mjs beside it and
+# metadata.bytecodeHash "none"; tests/integration/test_fingerprint_probe.py recompiles it with compile_probe.mjs beside it and
 # compares). It is never deployed: eth_call places it at PROBE_ADDRESS with a state override (geth, Anvil, Erigon,
 # Nethermind and the large providers support the third eth_call parameter), so one call answers for PROBE_CHUNK
 # fingerprints.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Compiles FingerprintProbe.sol with the pinned npm `solc` (see package.json) and the settings its runtime code
 // in producers/chain_checks.py (PROBE_RUNTIME) was built with; prints that runtime code as hex, no 0x.
-// tests/test_fingerprint_probe.py compares it with the embedded bytes.
+// tests/integration/test_fingerprint_probe.py compares it with the embedded bytes.
 // Usage: node producers/contracts/compile_probe.mjs
 import fs from "node:fs";
 import path from "node:path";

@@ -11,7 +11,7 @@ from contracts.deploy import transact, vault_contract
 from blockproof.settings import PROJECT_ROOT
 from producers.error_report import read_error_report
 from tests.harness import write_csv
-from tests.test_upload import table_counts
+from tests.e2e.test_upload import table_counts
 from workers.broker import queue_depths
 
 

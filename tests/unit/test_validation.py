@@ -2,7 +2,6 @@
 import csv
 import datetime as dt
 import io
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ W1 = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 W2 = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
 BASE = {"student_id": "S1", "student_name": "Ana García", "student_wallet": W1, "degree": "Bachelor of Science",
         "major": "Physics", "graduation_date": "2025-06-14"}
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_csv(*rows: dict) -> bytes:
@@ -236,22 +235,3 @@ def test_generated_invalid_rows_are_all_caught():
     rows, errors, total = validate_file(out.getvalue().encode(), today=TODAY)
     assert total == 3000 and bad == 150
     assert len({e.line for e in errors}) == bad and len(rows) == 3000 - bad
-
-
-def test_200k_rows_validate_in_bounded_memory(tmp_path):
-    path = tmp_path / "big.csv"
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        generate(200_000, 0.01, 3, out)
-    tracemalloc.start()
-    try:
-        valid = invalid_lines = rows_seen = 0
-        for chunk in iter_validated_chunks(path, today=TODAY):
-            valid += len(chunk.rows)
-            invalid_lines += len({e.line for e in chunk.errors})
-            rows_seen += chunk.data_rows
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert rows_seen == 200_000 and valid + invalid_lines == 200_000 and invalid_lines == 2000
-    print(f"peak {peak / 2**20:.0f} MiB")
-    assert peak < 400 * 2**20, f"peak {peak / 2**20:.0f} MiB"

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from models.tables import ChainTransaction
-from tests.test_consumer_reorg import issue_and_confirm, jobs, states, wait_for
+from tests.e2e.test_consumer_reorg import issue_and_confirm, jobs, states, wait_for
 
 
 def transaction(p) -> ChainTransaction:

@@ -11,7 +11,7 @@ import pytest
 
 from producers.chain_checks import PROBE_RUNTIME
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.skipif(shutil.which("node") is None or not (ROOT / "node_modules" / "solc").exists(),

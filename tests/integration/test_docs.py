@@ -1,6 +1,8 @@
 """The README is the front door (two commands, the flow, the layout, where to read on, at most 12,000
 characters); the reference lives in docs/, cites only files that exist, and documents every setting."""
+import os
 import re
+import subprocess
 
 from blockproof.settings import PROJECT_ROOT, Settings, SignerSettings, configuration_doc
 
@@ -51,3 +53,17 @@ def test_benchmarks_md_has_one_title_and_sections_named_by_what_they_measure():
     assert [line for line in text.splitlines() if line.startswith("# ")] == ["# Benchmarks"]
     sections = [line[3:] for line in text.splitlines() if line.startswith("## ")]
     assert sections == [title for _, _, title in ORDER]
+
+
+def test_the_readme_unit_tier_command_runs_the_unit_tests_alone_without_a_service():
+    command = "`.venv/bin/pytest -m unit`"
+    assert command in (PROJECT_ROOT / "README.md").read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BLOCKPROOF_"))}
+    env["BLOCKPROOF_RPC_URL"] = "http://127.0.0.1:9"  # nothing listens there: a unit test that needs a node fails
+    result = subprocess.run(command.strip("`").split(), cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    summary = result.stdout.strip().splitlines()[-1]
+    passed, deselected = (int(re.search(rf"(\d+) {word}", summary).group(1)) for word in ("passed", "deselected"))
+    unit_files = list((PROJECT_ROOT / "tests" / "unit").glob("test_*.py"))
+    assert passed >= len(unit_files) and deselected > passed, summary  # the other tiers are left out

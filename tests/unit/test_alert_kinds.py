@@ -9,15 +9,16 @@ import re
 from blockproof.settings import PROJECT_ROOT
 
 RESOLUTION_TESTS = {
-    "deep_reorg": "tests/test_consumer_reorg.py",
-    "missing_event": "tests/test_consumer_reconcile.py",
-    "unmatched_events": "tests/test_consumer_reconcile.py",
-    "low_balance": "tests/test_signer_alerts.py",
-    "stuck_transaction": "tests/test_signer_alerts.py",
-    "on_hold": "tests/test_signer_chain_state.py",
-    "institution_on_hold": "tests/test_holds_and_batch_control.py",
-    "signer_stalled": "tests/test_signer_sizing.py",
-    "stale_heartbeat": "tests/test_status_health.py",
+    "deep_reorg": "tests/e2e/test_consumer_reorg.py",
+    "missing_event": "tests/e2e/test_consumer_reconcile.py",
+    "unmatched_events": "tests/e2e/test_consumer_reconcile.py",
+    "low_balance": "tests/e2e/test_signer_alerts.py",
+    "stuck_transaction": "tests/e2e/test_signer_alerts.py",
+    "on_hold": "tests/e2e/test_signer_chain_state.py",
+    "institution_on_hold": "tests/e2e/test_holds_and_batch_control.py",
+    "signer_stalled": "tests/e2e/test_signer_sizing.py",
+    "stale_heartbeat": "tests/e2e/test_status_health.py",
+    "batch_on_hold": "tests/e2e/test_signer_fees.py",
 }
 SOURCES = ["workers", "producers", "web", "blockproof", "models"]
 

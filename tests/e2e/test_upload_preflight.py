@@ -5,7 +5,7 @@ import pytest
 from eth_account import Account
 
 from tests.harness import write_csv
-from tests.test_upload import do_plan
+from tests.e2e.test_upload import do_plan
 
 DEV_INSTITUTION = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 

@@ -16,7 +16,7 @@ from tests.harness import postgres_up, rabbitmq_up
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = [ROOT / "BENCHMARKS.md", *sorted((ROOT / "bench" / "results").glob("*"))]
 
 # script -> (the header of the table it prints, services it needs)

@@ -10,7 +10,7 @@ import pytest
 
 from contracts.artifacts import ARTIFACT_NAMES, BUILD_DIR, L1_FEE_ORACLE_STUB, load_artifact
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.skipif(shutil.which("node") is None or not (ROOT / "node_modules" / "solc").exists(),

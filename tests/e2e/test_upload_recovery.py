@@ -25,8 +25,8 @@ from producers.validation import validate_file
 from tests.conftest import require
 from tests.faults import wait_for
 from tests.harness import fresh_database, postgres_up, write_csv
-from tests.test_cli_upload import run
-from tests.test_upload import do_plan
+from tests.e2e.test_cli_upload import run
+from tests.e2e.test_upload import do_plan
 from workers.actors import publish_jobs
 from workers.broker import queue_depths
 
