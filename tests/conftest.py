@@ -94,16 +94,8 @@ TIERS = ("unit", "integration", "e2e")  # tests/<tier>/: `pytest -m unit` runs t
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Each test is marked with its tier (the folder it is in). Slow runs that only wait on a chain start now,
-    beside the rest of the suite (their tests collect them); under pytest-xdist every worker collects every
-    test, so the worker that runs the test starts it instead."""
+    """Each test is marked with its tier: the folder it is in."""
     for item in items:
         tier = next((part for part in item.path.parts[-3:-1] if part in TIERS), None)
         if tier:
             item.add_marker(getattr(pytest.mark, tier))
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        return
-    if any(item.nodeid.endswith("[1s-blocks]") and "test_seed_serial_estimates" in item.nodeid for item in items):
-        from tests.integration.test_seed_serial_estimates import start_in_background
-
-        start_in_background(1)

@@ -56,47 +56,10 @@ def serial_flow(block_time: float | None) -> tuple[list, int]:
         return failed, vault.functions.credentialCount().call()
 
 
-class InTheBackground:
-    """The 1-s-block run waits ~200 s for 200 receipts and uses almost no CPU: tests/conftest.py starts it when
-    the session is collected, so it runs beside the rest of the suite; its test collects the outcome."""
-
-    def __init__(self, block_time: float):
-        import threading
-
-        self.outcome: tuple | BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(block_time,), name="serial-estimates", daemon=True)
-
-    def _run(self, block_time: float) -> None:
-        try:
-            self.outcome = serial_flow(block_time)
-        except BaseException as exc:  # handed to the test, which raises it
-            self.outcome = exc
-
-    def result(self) -> tuple:
-        self.thread.join(timeout=900)
-        if isinstance(self.outcome, BaseException):
-            raise self.outcome
-        assert self.outcome is not None, "the background run did not finish"
-        return self.outcome
-
-
-BACKGROUND: dict[float, InTheBackground] = {}
-
-
-def start_in_background(block_time: float = 1) -> None:
-    if anvil_available() and block_time not in BACKGROUND:
-        BACKGROUND[block_time] = InTheBackground(block_time)
-        BACKGROUND[block_time].thread.start()
-
-
 @pytest.mark.parametrize("block_time", [None, 1], ids=["automine", "1s-blocks"])
 def test_two_hundred_seed_style_singles_after_batches_all_succeed_with_the_default_estimate(block_time):
     if not anvil_available():
         pytest.skip("anvil not installed (npm ci)")
-    if block_time is not None:
-        start_in_background(block_time)  # a no-op when the session started it already
-        failed, count = BACKGROUND[block_time].result()
-    else:
-        failed, count = serial_flow(block_time)
+    failed, count = serial_flow(block_time)
     assert failed == [], f"{len(failed)} of {SINGLES} seed-style issueCredential txs failed (n, gasUsed): {failed[:5]}"
     assert count == 40 + SINGLES
