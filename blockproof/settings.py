@@ -102,7 +102,8 @@ class Settings(BaseSettings):
         "providers bill per call")
     max_tx_fee_wei: int = Field(
         0, description="per-transaction cap in wei on gas limit × maxFeePerGas, for first attempts and replacements: "
-        "the fee cap is lowered to fit, and a transaction whose tip alone would pass it is not sent; 0 = no cap")
+        "the fee cap is lowered to fit (a batch is made smaller), and issuance holds when even one row at the base fee "
+        "plus the tip would pass it; 0 = no cap")
     fee_budget_daily_wei: int = Field(
         0, description="spend budget in wei per UTC day, over every signer of this database: fees paid (receipts) "
         "plus the worst case of pending transactions. When the next transaction could pass it, all issuance holds "

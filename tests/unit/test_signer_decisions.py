@@ -393,3 +393,16 @@ def test_views_and_policy_are_read_from_rows_and_settings():
     policy = Policy.from_settings(settings)
     assert policy.max_fee_wei == 7 * GWEI and policy.resend_after_seconds == 5 and policy.max_tx_fee_wei == 10**16
     assert policy.batch_size == settings.batch_size and policy.max_tx_gas == settings.max_tx_gas
+
+
+def test_under_the_per_transaction_fee_cap_a_batch_is_sized_to_what_the_cap_pays_for_and_does_not_grow_back():
+    capped = Policy(max_tx_fee_wei=6_000_000 * 10 * GWEI, batch_size=250)  # 6M gas at 10 gwei (base fee + tip)
+    shrink = decide.resize_batch(rows=100, estimate=10_000_000, limit=100, block_gas_limit=30_000_000, policy=capped,
+                                 least_fee=10 * GWEI)
+    assert shrink.rebuild and shrink.limit < 60  # 100 rows of 100k gas need 10M; the cap pays for 6M
+    settled = decide.resize_batch(rows=50, estimate=5_000_000, limit=50, block_gas_limit=30_000_000, policy=capped,
+                                  least_fee=10 * GWEI)
+    assert not settled.rebuild and 50 <= settled.limit <= 60  # the block alone would let it grow to 140 rows
+    cheaper = decide.resize_batch(rows=50, estimate=5_000_000, limit=50, block_gas_limit=30_000_000, policy=capped,
+                                  least_fee=2 * GWEI)
+    assert cheaper.limit > 60  # fees fell: the cap pays for more

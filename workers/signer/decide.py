@@ -282,9 +282,14 @@ class Resize:
         return Act.SPLIT if self.rebuild else Act.RESIZE
 
 
-def resize_batch(*, rows: int, estimate: int, limit: int, block_gas_limit: int, policy: Policy) -> Resize:
-    """Fit batches to the gas budget that tiles a block."""
+def resize_batch(*, rows: int, estimate: int, limit: int, block_gas_limit: int, policy: Policy,
+                 least_fee: int = 0) -> Resize:
+    """Fit batches to the gas budget that tiles a block, and under the per-transaction fee cap at `least_fee`
+    (base fee + tip: the lowest maxFeePerGas that is still mined), so that a batch the cap shrank does not
+    grow back while the fees stay where they are."""
     budget = fees.tx_gas_budget(block_gas_limit, policy.max_tx_gas)
+    if policy.max_tx_fee_wei > 0 and least_fee > 0:
+        budget = min(budget, policy.max_tx_fee_wei // least_fee)
     needed = fees.gas_limit(estimate, margin_percent=policy.batch_gas_margin_percent)
     fitting = max(1, rows * budget // needed)
     if needed > budget and rows > 1:

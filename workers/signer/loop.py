@@ -395,6 +395,13 @@ class Signer:
             if gap is None:
                 return False
             max_fee, tip = self._initial_fees()
+            capped = fees.fees_under_cap(gas_limit=21_000, max_fee=max_fee, tip=tip, base_fee=self.base_fee,
+                                         cap_wei=self.settings.max_tx_fee_wei)
+            if capped is None:  # not even a no-op fits the per-transaction cap at today's base fee: wait
+                log.warning("nonce gap %s waits: a no-op self-transfer would pass BLOCKPROOF_MAX_TX_FEE_WEI",
+                            list(gap.nonces))
+                return False
+            max_fee, tip = capped
             self._check_lease(s)
             made = []
             for n in gap.nonces:
@@ -537,10 +544,13 @@ class Signer:
     def _deadline(self, s: Session, per_credential: int) -> pacing.Deadline | None:
         """The earliest deadline among batches with jobs not sent yet, and the gas those jobs need."""
         unsent = [JobState.VALIDATED.value, JobState.QUEUED.value, JobState.READY.value, JobState.RETRYING.value]
-        row = s.execute(
-            select(Batch.deadline, func.count(Job.id)).join(Job, Job.batch_id == Batch.id)
-            .where(Batch.deadline != None, Batch.paused == False, Job.state.in_(unsent))  # noqa: E711,E712
-            .group_by(Batch.id, Batch.deadline).order_by(Batch.deadline).limit(1)).first()
+        query = (select(Batch.deadline, func.count(Job.id)).join(Job, Job.batch_id == Batch.id)
+                 .where(Batch.deadline != None, Batch.paused == False, Job.state.in_(unsent)))  # noqa: E711,E712
+        if self.batch_holds:  # a held batch's deadline must not speed up every other batch while it waits
+            query = query.where(Batch.id.not_in(list(self.batch_holds)))
+        if self.institution_holds:
+            query = query.where(Job.institution.not_in(list(self.institution_holds)))
+        row = s.execute(query.group_by(Batch.id, Batch.deadline).order_by(Batch.deadline).limit(1)).first()
         if row is None:
             return None
         at, count = row
@@ -624,7 +634,8 @@ class Signer:
     def _resize_batch(self, size: int, estimate: int) -> bool:
         """Fit batches to the gas budget that tiles a block; True when this batch must be rebuilt smaller."""
         resize = decide.resize_batch(rows=size, estimate=estimate, limit=self._batch_limit,
-                                     block_gas_limit=self.block_gas_limit, policy=self.policy)
+                                     block_gas_limit=self.block_gas_limit, policy=self.policy,
+                                     least_fee=self.base_fee + self.tip)
         self._batch_limit = resize.limit
         return resize.rebuild
 
@@ -663,7 +674,7 @@ class Signer:
         if priced is None or isinstance(priced, int):
             return priced
         max_fee, tip = priced
-        need = sum(limits) * max_fee
+        need = sum(limits) * max_fee + sum(self._l1_fee(len(call.data) // 2) for call, _ in ready)
         if need > self.balance:
             self._set_hold(s, f"Insufficient funds: the signer {self.address} has {self.balance / 10**18:.6f} ETH "
                               f"and the next transactions need up to {need / 10**18:.6f} ETH. Jobs wait; "
@@ -682,9 +693,9 @@ class Signer:
         s.add_all(txs)
         s.flush()
         attempts = sender.new_attempts(s, self.account, chain_id=self.chain_id, txs=txs, max_fee=max_fee, tip=tip)
-        self._quote_l1_fees(txs, attempts)
         link_submitted(s, [(call.jobs, tx, attempt) for (call, _), tx, attempt in zip(ready, txs, attempts)])
         s.commit()  # write-ahead: every signed attempt is on disk before any is broadcast
+        self._quote_l1_fees(txs, attempts)  # the oracle's eth_call carries the signed bytes: only after the commit
         outcomes = sender.broadcast_many(self.rpc, [a.raw for a in attempts])
         for (call, _), tx, attempt, (outcome, error) in zip(ready, txs, attempts, outcomes):
             sender.log_sent(tx, attempt, call.jobs, outcome)
