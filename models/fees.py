@@ -79,11 +79,17 @@ def batch_fees(session: Session, batch_id: int) -> dict[str, int | None]:
             "fee_per_credential_wei": spent.paid_wei // credentials if credentials and spent.paid_wei else None}
 
 
+def transaction_fee(tx: ChainTransaction) -> int | None:
+    """What a mined (or reverted) transaction paid, from its receipt; None before it is mined."""
+    if tx.gas_used is None or tx.effective_gas_price is None:
+        return None
+    return _paid(tx.fee_paid_wei, tx.gas_used, tx.effective_gas_price)
+
+
 def credential_fee(session: Session, job: Job) -> int | None:
     """One credential's share of the transaction that issued (or revoked) it."""
     if not job.tx_hash:
         return None
     tx = session.execute(select(ChainTransaction).where(ChainTransaction.mined_hash == job.tx_hash)).scalars().first()
-    if tx is None or tx.gas_used is None:
-        return None
-    return int(_paid(tx.fee_paid_wei, tx.gas_used, tx.effective_gas_price) // max(tx.job_count, 1))
+    fee = transaction_fee(tx) if tx is not None else None
+    return fee // max(tx.job_count, 1) if tx is not None and fee is not None else None

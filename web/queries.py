@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from blockproof import status
 from blockproof.verify import CREDENTIAL_ID_MAX
-from models.fees import credential_fee
+from models.fees import credential_fee, transaction_fee
 from models.ids import ROW_ID_MAX, is_row_id  # noqa: F401
 from models.states import JobKind, RETRYABLE_BY_PERSON, JobState, utcnow
 from models.tables import Batch, ChainTransaction, CredentialEvent, Job, JobTransition, RevocationEvent, TxAttempt
@@ -130,9 +130,7 @@ def batch_summary(session: Session, batch: Batch) -> dict:
 
 
 def _tx(tx: ChainTransaction, attempts: list[TxAttempt]) -> dict:
-    fee = None
-    if tx.gas_used is not None and tx.effective_gas_price is not None:
-        fee = int(tx.fee_paid_wei) if tx.fee_paid_wei is not None else tx.gas_used * int(tx.effective_gas_price)
+    fee = transaction_fee(tx)
     return {"id": tx.id, "signer": tx.signer, "nonce": tx.nonce, "kind": tx.kind, "status": tx.status,
             "job_count": tx.job_count, "gas_limit": tx.gas_limit, "mined_hash": tx.mined_hash,
             "block_number": tx.block_number, "gas_used": tx.gas_used,
