@@ -86,6 +86,12 @@ def test_production_secrets_come_from_files_named_as_the_settings_read_them():
         assert not {"blockproof_signer_key", "blockproof_signer_keystore"} & set(PRODUCTION["services"][name]["secrets"])
     environment = {k for s in PRODUCTION["services"].values() for k in s.get("environment", {})}
     assert not {"BLOCKPROOF_SIGNER_KEY", "BLOCKPROOF_WEB_SECRET", "DATABASE_URL"} & environment
+    # what production mode refuses to start without, where fingerprints and metadata URIs are made
+    shared = PRODUCTION["x-app"]["environment"]
+    assert shared["BLOCKPROOF_FINGERPRINT_SECRET_FILE"] == "/run/secrets/blockproof_fingerprint_secret_file"
+    assert shared["BLOCKPROOF_PUBLIC_URL"].startswith("https://${BLOCKPROOF_DOMAIN")
+    for name in ("signer", "web"):
+        assert "blockproof_fingerprint_secret_file" in PRODUCTION["services"][name]["secrets"], name
 
 
 def test_signer_and_consumer_healthchecks_run_the_alive_command():
