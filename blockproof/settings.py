@@ -274,14 +274,27 @@ def settings_table() -> str:
     """The configuration table of docs/configuration.md, generated from the fields above."""
     rows = ["| variable | default | what it does |", "| --- | --- | --- |"]
     for name, field in SignerSettings.model_fields.items():
-        env = "DATABASE_URL" if name == "database_url" else f"BLOCKPROOF_{name.upper()}"
+        env = "`DATABASE_URL` (or `BLOCKPROOF_DATABASE_URL`)" if name == "database_url" else f"`BLOCKPROOF_{name.upper()}`"
         default = "" if field.default is None else field.default
-        rows.append(f"| `{env}` | `{default}` | {field.description} |")
+        rows.append(f"| {env} | `{default}` | {field.description} |")
     return "\n".join(rows)
 
 
+# variables read outside the settings object, each by one thing only, and why
+OUTSIDE_SETTINGS = [
+    ("BLOCKPROOF_SECRETS_DIR", "a folder of files, one per setting, named like its variable in lower case (each "
+     "file's content is the value); read when the settings are loaded, so it cannot be one of them"),
+    ("BLOCKPROOF_ADMIN_KEY", "the contract admin's private key, read by `blockproof deploy` and `blockproof admin` "
+     "alone and never stored (without it `admin` prints unsigned calldata for a multisig)"),
+    ("BLOCKPROOF_DOMAIN", "compose.yaml only: the web UI's public host name, for Caddy's certificate and "
+     "`BLOCKPROOF_PUBLIC_URL`"),
+]
+
+
 def configuration_doc() -> str:
-    return CONFIGURATION_INTRO + settings_table() + "\n"
+    outside = ["", "## Read outside the settings object", "", "| variable | what it does |", "| --- | --- |"]
+    outside += [f"| `{name}` | {what} |" for name, what in OUTSIDE_SETTINGS]
+    return CONFIGURATION_INTRO + settings_table() + "\n" + "\n".join(outside) + "\n"
 
 
 if __name__ == "__main__":

@@ -67,3 +67,12 @@ def test_the_readme_unit_tier_command_runs_the_unit_tests_alone_without_a_servic
     passed, deselected = (int(re.search(rf"(\d+) {word}", summary).group(1)) for word in ("passed", "deselected"))
     unit_files = list((PROJECT_ROOT / "tests" / "unit").glob("test_*.py"))
     assert passed >= len(unit_files) and deselected > passed, summary  # the other tiers are left out
+
+
+def test_every_variable_the_code_or_the_compose_files_name_is_on_the_configuration_page():
+    page = (PROJECT_ROOT / "docs" / "configuration.md").read_text()
+    sources = [p for folder in ("blockproof", "chain", "models", "producers", "workers", "web", "contracts")
+               for p in (PROJECT_ROOT / folder).rglob("*.py")] + list(PROJECT_ROOT.glob("compose*.yaml"))
+    named = {m for p in sources for m in re.findall(r"\bBLOCKPROOF_[A-Z0-9_]*[A-Z0-9]\b", p.read_text())}
+    missing = sorted(v for v in named if f"`{v}`" not in page)
+    assert missing == [], f"named in the code but not on docs/configuration.md: {missing}"
