@@ -195,6 +195,7 @@ class TcpProxy:
         self.lock = threading.Lock()
         self.sockets: set[socket.socket] = set()
         self.refused = 0
+        self.cut = 0  # connections go_dark() cut
         self.thread = threading.Thread(target=self._accept_loop, daemon=True)
 
     def _accept_loop(self) -> None:
@@ -246,6 +247,7 @@ class TcpProxy:
         with self.lock:
             self.dark.set()
             sockets = list(self.sockets)
+            self.cut += len(sockets) // 2  # client and server side of each connection
         for sock in sockets:
             try:
                 sock.shutdown(socket.SHUT_RDWR)

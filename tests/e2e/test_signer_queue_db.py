@@ -54,6 +54,7 @@ def test_the_broker_lost_mid_batch_loses_no_job_and_the_worker_reconnects(make_p
             FAST_SIGNER, BLOCKPROOF_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"))
         p.start("consumer")
         signer = p.start("signer")
+        wait_for(lambda: "consuming queue" in p.log("signer"), 60, what="the signer to consume through the proxy")
         first = p.upload(rows_csv(tmp_path, 20, 502))
         proxy.go_dark()
         time.sleep(3)
@@ -63,7 +64,7 @@ def test_the_broker_lost_mid_batch_loses_no_job_and_the_worker_reconnects(make_p
         assert_invariants(p, first.new + second.new)
         assert signer.poll() is None and p.procs["signer"] is signer, "the signer process was not the one that resumed"
         assert queue_depths(p.queue)["dead"] == 0
-        assert proxy.refused > 0, "the workers tried to reconnect while the broker was away"
+        assert proxy.cut >= 1, "the signer's broker connections were cut mid-batch"
 
 
 def test_postgresql_unreachable_for_seconds_acks_nothing_before_its_write_commits(make_pipeline, tmp_path):
