@@ -1,5 +1,5 @@
 """The consumer killed between inserting events and moving its checkpoint resumes without duplicates, and
-ingesting the same range twice changes nothing (RELIABILITY row 18)."""
+ingesting the same range twice changes nothing."""
 from __future__ import annotations
 
 import os

@@ -1,6 +1,5 @@
 """Reorgs under a running pipeline (signer + consumer as separate processes, real Anvil with automine):
-RELIABILITY rows 12 (a reorg removes a mined issuance), 13 (a reorg moves it to another block) and
-14 (a reorg deeper than the finality depth halts the consumer; `--resync-from` recovers)."""
+a reorg removes a mined issuance, a reorg moves it to another block, and a reorg deeper than the finality depth halts the consumer; `--resync-from` recovers)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""RELIABILITY rows 7, 10, 11: the signer's key used by someone else, the signer out of funds, and calls
+"""The signer's key used by someone else, the signer out of funds, and calls
 the contract refuses (paused, controller removed, institution inactive, fingerprint used)."""
 from __future__ import annotations
 

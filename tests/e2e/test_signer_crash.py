@@ -1,4 +1,4 @@
-"""RELIABILITY rows 1, 2, 3, 8: the signer killed with SIGKILL around signing and broadcasting, messages
+"""The signer killed with SIGKILL around signing and broadcasting, messages
 delivered more than once, bytes the node already has. Real Anvil, RabbitMQ and SQLite; real processes."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""RELIABILITY rows 19, 20, 21: retries exhausted (dead-letter queue, `dead` jobs, a person's idempotent
-retry), RabbitMQ restarted mid-batch, and PostgreSQL unreachable for a few seconds."""
+"""Retries exhausted (dead-letter queue, `dead` jobs, a person's idempotent
+retry), the broker lost mid-batch, and PostgreSQL unreachable for a few seconds."""
 from __future__ import annotations
 
 import time

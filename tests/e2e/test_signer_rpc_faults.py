@@ -1,4 +1,4 @@
-"""RELIABILITY rows 15 and 16: a broadcast whose answer is lost (a real loopback proxy forwards the
+"""A broadcast whose answer is lost (a real loopback proxy forwards the
 request to Anvil and drops the reply), and the node itself stopped for a while and restarted from its
 --state file."""
 from __future__ import annotations

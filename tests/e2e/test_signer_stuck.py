@@ -1,4 +1,4 @@
-"""RELIABILITY rows 4, 5, 6, 9: dropped transactions, fees too low, 'replacement transaction underpriced'
+"""Dropped transactions, fees too low, 'replacement transaction underpriced'
 and nonce gaps, each produced on a real Anvil node."""
 from __future__ import annotations
 

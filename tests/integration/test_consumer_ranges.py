@@ -1,5 +1,5 @@
 """The consumer reads eth_getLogs in chunks: halves on provider range errors, grows back when calm, backfills a
-long history and then follows the head (RELIABILITY row 17)."""
+long history and then follows the head."""
 from __future__ import annotations
 
 import threading
