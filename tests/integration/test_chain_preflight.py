@@ -10,7 +10,7 @@ from chain.preflight import ALREADY_ISSUED, Group, refused_rows
 from chain.rpc import Rpc
 from contracts.artifacts import VAULT
 from contracts.deploy import transact, vault_contract
-from contracts.testing import ZERO_ADDRESS, VaultHarness, fp
+from contracts.testing import ZERO_ADDRESS, fp
 from tests.faults import RpcProxy
 
 pytestmark = pytest.mark.integration
@@ -21,15 +21,6 @@ BASE = "ipfs://QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG/"
 @pytest.fixture(scope="module")
 def deployed(devchain):
     return deploy_dev_environment(devchain, artifact_name=VAULT)
-
-
-@pytest.fixture
-def v(devchain, deployed):
-    snap = devchain.snapshot()
-    try:
-        yield VaultHarness(devchain, deployed)
-    finally:
-        assert devchain.revert(snap)
 
 
 class Counting(Rpc):

@@ -30,15 +30,6 @@ def deployed_basic(devchain):
     return deploy_dev_environment(devchain, artifact_name=BASIC)
 
 
-@pytest.fixture
-def v(devchain, deployed):
-    snap = devchain.snapshot()
-    try:
-        yield VaultHarness(devchain, deployed)
-    finally:
-        assert devchain.revert(snap)
-
-
 def students(devchain, n):
     return [devchain.accounts[5 + i % 5].address for i in range(n)]
 

@@ -7,7 +7,7 @@ import pytest
 
 from blockproof.devchain import deploy_dev_environment
 from contracts.artifacts import BASIC, VAULT
-from contracts.testing import ZERO32, ZERO_ADDRESS, VaultHarness, fp
+from contracts.testing import ZERO32, ZERO_ADDRESS, fp
 
 pytestmark = pytest.mark.integration
 
@@ -15,15 +15,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module", params=[VAULT, BASIC])
 def deployed(devchain, request):
     return deploy_dev_environment(devchain, artifact_name=request.param)
-
-
-@pytest.fixture
-def v(devchain, deployed):
-    snap = devchain.snapshot()
-    try:
-        yield VaultHarness(devchain, deployed)
-    finally:
-        assert devchain.revert(snap)
 
 
 @pytest.fixture
